@@ -1,0 +1,68 @@
+// Package voxanne holds Voxanne's domain types, service interfaces and its one
+// error type. It imports only the standard library; the postgres, http, auth and
+// jobs packages implement or use what is declared here, and cmd/voxanne wires them.
+package voxanne
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes are neutral: only the HTTP layer maps them to statuses and wire codes.
+const (
+	EINVALID      = "invalid"      // malformed input
+	EUNAUTHORIZED = "unauthorized" // no or bad credentials
+	EFORBIDDEN    = "forbidden"    // authenticated but not allowed
+	ENOTFOUND     = "not_found"    // no such object in the caller's scope
+	ECONFLICT     = "conflict"     // uniqueness or state conflict
+	ETOOLARGE     = "too_large"    // body over the limit
+	ERATELIMIT    = "rate_limited" // too many requests
+	EUNAVAILABLE  = "unavailable"  // a dependency is down
+	EINTERNAL     = "internal"     // anything else
+)
+
+// Error is Voxanne's one error type. Code is one of the E* constants; Reason is a
+// wire-level error code (for example "weak_password") that the HTTP layer may use
+// instead of the default for Code; Message is safe to show to the caller.
+type Error struct {
+	Code    string
+	Reason  string
+	Message string
+	// Details carries structured, caller-safe extra data (for example the reasons
+	// of a weak password).
+	Details map[string]any
+	// Err is the underlying cause, never shown to callers.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ReasonErrorf returns an *Error that also names a wire-level reason code.
+func ReasonErrorf(code, reason, format string, args ...any) *Error {
+	return &Error{Code: code, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL for any
+// other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
