@@ -66,3 +66,24 @@ func ErrorCode(err error) string {
 	}
 	return EINTERNAL
 }
+
+// Org roles, from most to least powerful.
+const (
+	RoleOwner  = "owner"
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+)
+
+// Principal is who a request acts for, taken only from a verified token: the org
+// is never chosen by anything else the caller sends.
+type Principal struct {
+	UserID    string
+	Email     string
+	SessionID string
+	// OrgID is the active organization (app_metadata.org_id).
+	OrgID string
+	// OrgRole is the caller's role in OrgID (owner, admin or member).
+	OrgRole string
+	// Role is the token's database role: "authenticated" or "service_role".
+	Role string
+}

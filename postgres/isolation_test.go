@@ -1,0 +1,231 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/postgres"
+)
+
+// tenantTables are every table that holds an org's data, with the column that
+// names the org. A new tenant table must be added here; TestEveryTenantTableListed
+// fails otherwise.
+var tenantTables = map[string]string{
+	"organizations": "id",
+	"memberships":   "org_id",
+}
+
+type fixture struct {
+	db           *postgres.DB
+	orgA, orgB   string
+	userA, userB string
+}
+
+// signUp inserts a user as the auth service does; the trigger makes the org.
+func signUp(t *testing.T, db *postgres.DB, email string) (userID, orgID string) {
+	t.Helper()
+	err := db.Auth.QueryRow(context.Background(),
+		`insert into auth.users (email, raw_user_meta_data) values ($1, '{"org_name":"Org of `+email+`"}')
+		 returning id, raw_app_meta_data->>'org_id'`, email).Scan(&userID, &orgID)
+	if err != nil {
+		t.Fatalf("sign up %s: %v", email, err)
+	}
+	return userID, orgID
+}
+
+func newFixture(t *testing.T) fixture {
+	db := testdb.New(t)
+	f := fixture{db: db}
+	f.userA, f.orgA = signUp(t, db, "a@example.com")
+	f.userB, f.orgB = signUp(t, db, "b@example.com")
+	return f
+}
+
+func principal(user, org string) voxanne.Principal {
+	return voxanne.Principal{UserID: user, OrgID: org, OrgRole: voxanne.RoleOwner, Role: "authenticated"}
+}
+
+func TestSignUpTriggerCreatesOrgAndOwnerMembership(t *testing.T) {
+	f := newFixture(t)
+	var name, role, appRole string
+	err := f.db.Owner.QueryRow(context.Background(), `
+		select o.name, m.role, u.raw_app_meta_data->>'org_role'
+		from auth.users u join memberships m on m.user_id = u.id join organizations o on o.id = m.org_id
+		where u.id = $1 and o.id = (u.raw_app_meta_data->>'org_id')::uuid`, f.userA).Scan(&name, &role, &appRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "Org of a@example.com" || role != "owner" || appRole != "owner" {
+		t.Fatalf("got org %q role %q app_metadata.org_role %q", name, role, appRole)
+	}
+}
+
+func TestTenantRoleWithoutClaimsReadsNothing(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for table := range tenantTables {
+		var n int
+		// Straight on the tenant pool: no claims set at all.
+		if err := f.db.Tenant.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if n != 0 {
+			t.Errorf("%s: tenant role without claims sees %d rows", table, n)
+		}
+		var total int
+		if err := f.db.Owner.QueryRow(ctx, "select count(*) from "+table).Scan(&total); err != nil || total == 0 {
+			t.Fatalf("%s: fixture has no rows (%d, %v): the check above proves nothing", table, total, err)
+		}
+	}
+}
+
+func TestTenantClaimsConfineEveryStatementToTheOrg(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pa := principal(f.userA, f.orgA)
+	for table, col := range tenantTables {
+		t.Run(table, func(t *testing.T) {
+			err := f.db.InTenant(ctx, pa, func(tx pgx.Tx) error {
+				var ownRows, otherRows int
+				if err := tx.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgA).Scan(&ownRows); err != nil {
+					return err
+				}
+				if err := tx.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&otherRows); err != nil {
+					return err
+				}
+				if ownRows == 0 || otherRows != 0 {
+					t.Errorf("org A sees %d own rows and %d of org B", ownRows, otherRows)
+				}
+				tag, err := tx.Exec(ctx, "update "+table+" set created_at = created_at where "+col+" = $1", f.orgB)
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() != 0 {
+					t.Errorf("update reached %d rows of org B", tag.RowsAffected())
+				}
+				tag, err = tx.Exec(ctx, "delete from "+table+" where "+col+" = $1", f.orgB)
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() != 0 {
+					t.Errorf("delete reached %d rows of org B", tag.RowsAffected())
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := f.db.Owner.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&n); err != nil || n == 0 {
+				t.Fatalf("org B's rows are gone (%d, %v)", n, err)
+			}
+		})
+	}
+}
+
+// An insert or an update that would move a row into another org is refused by
+// the policies' WITH CHECK, whatever the statement says.
+func TestTenantCannotWriteIntoAnotherOrg(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pa := principal(f.userA, f.orgA)
+	cases := map[string]string{
+		"insert organization":      "insert into organizations (id, name) values ('" + f.orgB + "', 'x')",
+		"insert membership":        "insert into memberships (org_id, user_id, role) values ('" + f.orgB + "', '" + f.userA + "', 'owner')",
+		"move membership":          "update memberships set org_id = '" + f.orgB + "' where org_id = '" + f.orgA + "'",
+		"move organization":        "update organizations set id = '" + f.orgB + "' where id = '" + f.orgA + "'",
+		"insert other new org row": "insert into organizations (name) values ('new org')",
+	}
+	for name, sql := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := f.db.InTenant(ctx, pa, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, sql)
+				return err
+			})
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) || pe.Code != "42501" {
+				t.Fatalf("want a row-level security violation (42501), got %v", err)
+			}
+		})
+	}
+}
+
+func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for table := range tenantTables {
+		var enabled, forced bool
+		err := f.db.Owner.QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).Scan(&enabled, &forced)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !enabled || !forced {
+			t.Errorf("%s: row level security enabled=%v forced=%v", table, enabled, forced)
+		}
+	}
+	var super, bypass bool
+	if err := f.db.Tenant.QueryRow(ctx, "select rolsuper, rolbypassrls from pg_roles where rolname = current_user").Scan(&super, &bypass); err != nil {
+		t.Fatal(err)
+	}
+	if super || bypass {
+		t.Errorf("tenant role: superuser=%v bypassrls=%v", super, bypass)
+	}
+	var owned int
+	if err := f.db.Owner.QueryRow(ctx, `select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1`, postgres.TenantRole).Scan(&owned); err != nil {
+		t.Fatal(err)
+	}
+	if owned != 0 {
+		t.Errorf("tenant role owns %d relations", owned)
+	}
+	var current string
+	if err := f.db.Tenant.QueryRow(ctx, "select current_user").Scan(&current); err != nil || current != postgres.TenantRole {
+		t.Fatalf("tenant pool logs in as %q (%v)", current, err)
+	}
+	for _, table := range []string{"auth.users", "auth.signing_keys", "auth.sessions", "auth.refresh_tokens"} {
+		err := f.db.InTenant(ctx, principal(f.userA, f.orgA), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, "select * from "+table+" limit 1")
+			return err
+		})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: want permission denied, got %v", table, err)
+		}
+	}
+}
+
+// TestEveryTenantTableListed keeps tenantTables complete: any table in public
+// with an org column (or organizations itself) must be covered above.
+func TestEveryTenantTableListed(t *testing.T) {
+	db := testdb.New(t)
+	rows, err := db.Owner.Query(context.Background(), `
+		select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+		left join pg_attribute a on a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped
+		where n.nspname = 'public' and c.relkind in ('r', 'p') and (a.attname is not null or c.relname = 'organizations')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if _, ok := tenantTables[n]; !ok && !strings.HasPrefix(n, "river_") {
+			t.Errorf("tenant table %s is not covered by the isolation tests", n)
+		}
+	}
+}
+
+func TestInTenantRefusesAPrincipalWithoutOrg(t *testing.T) {
+	db := testdb.New(t)
+	err := db.InTenant(context.Background(), voxanne.Principal{UserID: "x"}, func(pgx.Tx) error { return nil })
+	if voxanne.ErrorCode(err) != voxanne.EFORBIDDEN {
+		t.Fatalf("got %v", err)
+	}
+}

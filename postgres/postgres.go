@@ -1,0 +1,191 @@
+// Package postgres implements Voxanne's storage with pgx on PostgreSQL. It keeps
+// three pools, one per database role: the owner (migrations and set-up), the auth
+// service's role and the tenant role, which owns nothing, cannot bypass row-level
+// security and is reachable only through InTenant.
+package postgres
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/voxanne/voxanne"
+)
+
+// Database roles created by the migrations.
+const (
+	AuthRole   = "voxanne_auth"
+	TenantRole = "voxanne_tenant"
+)
+
+// Options tune Open.
+type Options struct {
+	// Migrate applies pending migrations and refreshes the service roles' logins
+	// under an advisory lock before the role pools are opened.
+	Migrate bool
+	// MaxConns bounds each pool (0: pgxpool's default).
+	MaxConns int32
+}
+
+// DB is Voxanne's database: one pool per role.
+type DB struct {
+	Owner  *pgxpool.Pool
+	Auth   *pgxpool.Pool
+	Tenant *pgxpool.Pool
+
+	ownerCfg *pgxpool.Config
+}
+
+// Open connects to the database at url as its owner and opens the auth and tenant
+// pools, whose logins are derived from the owner's credentials.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's message may echo the URL, password included: keep it out.
+		return nil, voxanne.Errorf(voxanne.EINVALID, "DATABASE_URL is not a valid PostgreSQL connection URL")
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	db := &DB{ownerCfg: cfg}
+	if db.Owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("open owner pool: %w", err)
+	}
+	if opts.Migrate {
+		if _, err := db.MigrateUp(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	if db.Auth, err = db.rolePool(ctx, AuthRole); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.Tenant, err = db.rolePool(ctx, TenantRole); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// rolePassword derives a service role's password from the owner's, so every
+// instance computes the same one and no extra secret has to be configured: whoever
+// knows the owner's password can do anything these roles can anyway.
+func rolePassword(ownerPassword, role string) string {
+	m := hmac.New(sha256.New, []byte(ownerPassword))
+	m.Write([]byte("voxanne role login\x00" + role))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (db *DB) rolePool(ctx context.Context, role string) (*pgxpool.Pool, error) {
+	cfg := db.ownerCfg.Copy()
+	cfg.ConnConfig.User = role
+	cfg.ConnConfig.Password = rolePassword(db.ownerCfg.ConnConfig.Password, role)
+	p, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s pool: %w", role, err)
+	}
+	return p, nil
+}
+
+// setupRoleLogins lets the service roles log in with their derived passwords.
+func setupRoleLogins(ctx context.Context, conn *pgx.Conn, ownerPassword string) error {
+	for _, role := range []string{AuthRole, TenantRole} {
+		// DDL takes no parameters; the password is base64url, so it needs no escaping.
+		sql := fmt.Sprintf("alter role %s login password '%s'",
+			pgx.Identifier{role}.Sanitize(), rolePassword(ownerPassword, role))
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			return fmt.Errorf("set up login of %s (the DATABASE_URL user needs CREATEROLE): %w", role, err)
+		}
+	}
+	return nil
+}
+
+// Close closes every pool.
+func (db *DB) Close() {
+	for _, p := range []*pgxpool.Pool{db.Tenant, db.Auth, db.Owner} {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// Ping checks that the database answers, returning how long it took.
+func (db *DB) Ping(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	var one int
+	err := db.Tenant.QueryRow(ctx, "select 1").Scan(&one)
+	return time.Since(start), err
+}
+
+// claimsJSON is what RLS policies read through auth.jwt(): the same shape as the
+// access token's claims, limited to what policies and helpers use.
+func claimsJSON(p voxanne.Principal) ([]byte, error) {
+	role := p.Role
+	if role == "" {
+		role = "authenticated"
+	}
+	return json.Marshal(map[string]any{
+		"sub":        p.UserID,
+		"role":       role,
+		"email":      p.Email,
+		"session_id": p.SessionID,
+		"app_metadata": map[string]string{
+			"org_id":   p.OrgID,
+			"org_role": p.OrgRole,
+		},
+	})
+}
+
+// InTenant runs fn in a transaction of the tenant role with p's claims set
+// transaction-locally before anything else, so row-level security confines every
+// statement of fn to p's organization. It is the only way to touch tenant tables.
+func (db *DB) InTenant(ctx context.Context, p voxanne.Principal, fn func(pgx.Tx) error) error {
+	if p.OrgID == "" {
+		return voxanne.Errorf(voxanne.EFORBIDDEN, "no active organization")
+	}
+	claims, err := claimsJSON(p)
+	if err != nil {
+		return fmt.Errorf("tenant claims: %w", err)
+	}
+	return pgx.BeginFunc(ctx, db.Tenant, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "select set_config('request.jwt.claims', $1, true)", string(claims)); err != nil {
+			return fmt.Errorf("set tenant claims: %w", err)
+		}
+		return fn(tx)
+	})
+}
+
+// mapError turns database errors that callers can act on into Voxanne errors,
+// naming the operation once.
+func mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ve *voxanne.Error
+	if errors.As(err, &ve) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &voxanne.Error{Code: voxanne.ENOTFOUND, Message: "not found", Err: err}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505":
+			return &voxanne.Error{Code: voxanne.ECONFLICT, Message: "already exists", Err: err}
+		case "22P02", "23514", "22001":
+			return &voxanne.Error{Code: voxanne.EINVALID, Message: "invalid value", Err: err}
+		}
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
