@@ -1,0 +1,184 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of API.md §1. Each comes from its environment variable
+// and can be overridden by the serve flag of the same name.
+type Config struct {
+	Addr              string
+	PublicURL         string
+	DataDir           string
+	DatabaseURL       string
+	JWTExp            time.Duration
+	JWTSecret         string
+	ExternalJWKSURL   string
+	ExternalIssuer    string
+	KeyEncryptionKey  string
+	VapiSecret        string
+	VapiSecretPrev    string
+	TwilioToken       string
+	TwilioTokenPrev   string
+	CORSOrigins       []string
+	RateLimitHeader   string
+	SMTPURL           string
+	MailerAutoconfirm bool
+	DisableSignup     bool
+	SentryDSN         string
+	LogFormat         string
+	Demo              bool
+}
+
+// setting describes one configuration entry: its variable, flag and default.
+type setting struct {
+	env, flag, def, help string
+	secret           bool
+	value            *string
+}
+
+// rawSettings holds the unparsed string of each setting.
+type rawSettings struct {
+	list []*setting
+}
+
+func (rs *rawSettings) add(env, flagName, def, help string, secret bool) *string {
+	v := new(string)
+	rs.list = append(rs.list, &setting{env: env, flag: flagName, def: def, help: help, secret: secret, value: v})
+	return v
+}
+
+// loadConfig reads the environment, lets flags on fs override it and validates
+// everything; a bad value yields one line naming the setting.
+func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
+	rs := &rawSettings{}
+	addr := rs.add("VOXANNE_ADDR", "addr", "127.0.0.1:8080", "listen address", false)
+	public := rs.add("VOXANNE_PUBLIC_URL", "public-url", "", "external base URL (default http://<addr>)", false)
+	dataDir := rs.add("VOXANNE_DATA_DIR", "data-dir", "./.voxanne", "directory of the managed PostgreSQL cluster", false)
+	dbURL := rs.add("DATABASE_URL", "database-url", "", "external PostgreSQL URL (unset: managed local cluster)", true)
+	jwtExp := rs.add("VOXANNE_JWT_EXP", "jwt-exp", "3600", "access-token lifetime in seconds", false)
+	jwtSecret := rs.add("VOXANNE_JWT_SECRET", "jwt-secret", "", "also accept HS256 tokens signed with this secret", true)
+	extJWKS := rs.add("VOXANNE_EXTERNAL_JWKS_URL", "external-jwks-url", "", "JWKS URL of an external Supabase project", false)
+	extIss := rs.add("VOXANNE_EXTERNAL_ISSUER", "external-issuer", "", "issuer of the external Supabase project", false)
+	kek := rs.add("VOXANNE_KEY_ENCRYPTION_KEY", "key-encryption-key", "", "encrypt signing keys at rest with this secret", true)
+	vapi := rs.add("VOXANNE_VAPI_SECRET", "vapi-secret", "", "Vapi server-URL secret", true)
+	vapiPrev := rs.add("VOXANNE_VAPI_SECRET_PREVIOUS", "vapi-secret-previous", "", "previous Vapi secret, accepted during rotation", true)
+	twilio := rs.add("VOXANNE_TWILIO_AUTH_TOKEN", "twilio-auth-token", "", "Twilio auth token", true)
+	twilioPrev := rs.add("VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", "twilio-auth-token-previous", "", "previous Twilio auth token", true)
+	cors := rs.add("VOXANNE_CORS_ORIGINS", "cors-origins", "", "comma-separated allowed origins", false)
+	rlHeader := rs.add("VOXANNE_RATE_LIMIT_HEADER", "rate-limit-header", "", "trusted client-IP header set by your proxy", false)
+	smtp := rs.add("VOXANNE_SMTP_URL", "smtp-url", "", "smtp://user:pass@host:port (unset: mails go to the log)", true)
+	autoconfirm := rs.add("VOXANNE_MAILER_AUTOCONFIRM", "mailer-autoconfirm", "true", "confirm sign-ups at once", false)
+	disableSignup := rs.add("VOXANNE_DISABLE_SIGNUP", "disable-signup", "false", "refuse new sign-ups", false)
+	sentry := rs.add("VOXANNE_SENTRY_DSN", "sentry-dsn", "", "report unexpected errors to Sentry", true)
+	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
+
+	for _, s := range rs.list {
+		def := s.def
+		if v, ok := os.LookupEnv(s.env); ok {
+			def = v
+		}
+		help := s.help + " [" + s.env + "]"
+		if s.secret {
+			// Flags show up in ps and shell history; secrets belong in the environment.
+			help += " (a secret: prefer the environment variable)"
+		}
+		fs.StringVar(s.value, s.flag, def, help)
+	}
+	demo := fs.Bool("demo", false, "seed a demo organization and print its login")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+
+	c := &Config{
+		Addr: *addr, DataDir: *dataDir, DatabaseURL: *dbURL, JWTSecret: *jwtSecret,
+		ExternalJWKSURL: *extJWKS, ExternalIssuer: *extIss, KeyEncryptionKey: *kek,
+		VapiSecret: *vapi, VapiSecretPrev: *vapiPrev, TwilioToken: *twilio, TwilioTokenPrev: *twilioPrev,
+		RateLimitHeader: strings.TrimSpace(*rlHeader), SMTPURL: *smtp, SentryDSN: *sentry, Demo: *demo,
+	}
+	bad := func(env, why string) error { return fmt.Errorf("invalid %s: %s", env, why) }
+
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		return nil, bad("VOXANNE_ADDR", "want host:port, e.g. 127.0.0.1:8080")
+	}
+	c.PublicURL = strings.TrimRight(*public, "/")
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		return nil, bad("VOXANNE_PUBLIC_URL", "want an http(s) base URL such as https://voxanne.example.com")
+	}
+	if c.DatabaseURL == "" && c.DataDir == "" {
+		return nil, bad("VOXANNE_DATA_DIR", "empty (needed when DATABASE_URL is unset)")
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			// Never echo the value: it carries a password.
+			return nil, bad("DATABASE_URL", "want postgres://user:password@host:port/database")
+		}
+	}
+	secs, err := strconv.Atoi(*jwtExp)
+	if err != nil || secs < 30 || secs > 7*24*3600 {
+		return nil, bad("VOXANNE_JWT_EXP", "want whole seconds between 30 and 604800")
+	}
+	c.JWTExp = time.Duration(secs) * time.Second
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		return nil, bad("VOXANNE_JWT_SECRET", "shorter than 32 characters")
+	}
+	if (c.ExternalJWKSURL == "") != (c.ExternalIssuer == "") {
+		return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "set it together with VOXANNE_EXTERNAL_ISSUER")
+	}
+	if c.ExternalJWKSURL != "" {
+		if u, err := url.Parse(c.ExternalJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "want an http(s) URL")
+		}
+	}
+	if c.KeyEncryptionKey != "" && len(c.KeyEncryptionKey) < 16 {
+		return nil, bad("VOXANNE_KEY_ENCRYPTION_KEY", "shorter than 16 characters")
+	}
+	for _, o := range strings.Split(*cors, ",") {
+		o = strings.TrimRight(strings.TrimSpace(o), "/")
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+			return nil, bad("VOXANNE_CORS_ORIGINS", fmt.Sprintf("%q is not an origin such as https://app.example.com", o))
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	if c.SMTPURL != "" {
+		u, err := url.Parse(c.SMTPURL)
+		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" || u.Port() == "" {
+			return nil, bad("VOXANNE_SMTP_URL", "want smtp://user:pass@host:port")
+		}
+	}
+	if c.MailerAutoconfirm, err = strconv.ParseBool(*autoconfirm); err != nil {
+		return nil, bad("VOXANNE_MAILER_AUTOCONFIRM", "want true or false")
+	}
+	if c.DisableSignup, err = strconv.ParseBool(*disableSignup); err != nil {
+		return nil, bad("VOXANNE_DISABLE_SIGNUP", "want true or false")
+	}
+	switch *logFormat {
+	case "":
+		c.LogFormat = "json"
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			c.LogFormat = "text"
+		}
+	case "text", "json":
+		c.LogFormat = *logFormat
+	default:
+		return nil, bad("VOXANNE_LOG_FORMAT", "want text or json")
+	}
+	return c, nil
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/voxanne/voxanne/postgres"
+)
+
+func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", "migrate up|down N|status [flags]", stderr)
+	if len(args) == 0 {
+		return usageError("migrate needs up, down N or status")
+	}
+	action, args := args[0], args[1:]
+	n := 0
+	switch action {
+	case "up", "status":
+	case "down":
+		var err error
+		if len(args) == 0 {
+			return usageError("migrate down needs the number of migrations to revert")
+		}
+		if n, err = strconv.Atoi(args[0]); err != nil || n < 1 {
+			return usageError(fmt.Sprintf("migrate down: %q is not a positive number", args[0]))
+		}
+		args = args[1:]
+	case "-h", "--help":
+		fs.Usage()
+		return nil
+	default:
+		return usageError(fmt.Sprintf("unknown migrate action %q", action))
+	}
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	db, err := openDatabase(ctx, cfg, log, postgres.Options{MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer db.close(log)
+
+	switch action {
+	case "up":
+		applied, err := db.MigrateUp(ctx)
+		for _, v := range applied {
+			fmt.Fprintf(stdout, "applied %04d\n", v)
+		}
+		if err == nil && len(applied) == 0 {
+			fmt.Fprintln(stdout, "nothing to apply")
+		}
+		return err
+	case "down":
+		reverted, err := db.MigrateDown(ctx, n)
+		for _, v := range reverted {
+			fmt.Fprintf(stdout, "reverted %04d\n", v)
+		}
+		return err
+	default:
+		states, err := db.MigrationStatus(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+		for _, s := range states {
+			at := "pending"
+			if s.AppliedAt != nil {
+				at = s.AppliedAt.UTC().Format("2006-01-02T15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%04d\t%s\t%s\n", s.Version, s.Name, at)
+		}
+		return tw.Flush()
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	voxhttp "github.com/voxanne/voxanne/http"
+	"github.com/voxanne/voxanne/postgres"
+)
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "serve [--demo] [flags]", stderr)
+	cfg, err := loadConfig(fs, args)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	started := time.Now()
+
+	// Listen first: a busy port should fail before a database is started.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true})
+	if err != nil {
+		return err
+	}
+	defer db.close(log)
+
+	srv := &voxhttp.Server{
+		Logger:  log,
+		Version: version,
+		Started: started,
+		Checks: map[string]voxhttp.Check{
+			"database": databaseCheck(db.DB),
+		},
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup", time.Since(started).Round(time.Millisecond))
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		log.Error("http shutdown", "error", err)
+	}
+	return nil
+}
+
+// databaseCheck pings the database through the tenant pool, the one requests use.
+func databaseCheck(db *postgres.DB) voxhttp.Check {
+	return func(ctx context.Context) (map[string]any, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		took, err := db.Ping(ctx)
+		details := map[string]any{"latency_ms": float64(took.Microseconds()) / 1000}
+		if err != nil {
+			// The driver's message can name hosts and users: keep it in the logs.
+			return details, errors.New("database unreachable")
+		}
+		st := db.Tenant.Stat()
+		details["pool_total"] = st.TotalConns()
+		details["pool_idle"] = st.IdleConns()
+		return details, nil
+	}
+}
