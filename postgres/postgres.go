@@ -189,3 +189,6 @@ func mapError(op string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }
+
+// TenantStat returns the tenant pool's statistics.
+func (db *DB) TenantStat() *pgxpool.Stat { return db.Tenant.Stat() }

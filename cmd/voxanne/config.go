@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -40,8 +41,8 @@ type Config struct {
 // setting describes one configuration entry: its variable, flag and default.
 type setting struct {
 	env, flag, def, help string
-	secret           bool
-	value            *string
+	secret               bool
+	value                *string
 }
 
 // rawSettings holds the unparsed string of each setting.
@@ -81,23 +82,31 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
 	for _, s := range rs.list {
-		def := s.def
-		if v, ok := os.LookupEnv(s.env); ok {
-			def = v
-		}
 		help := s.help + " [" + s.env + "]"
 		if s.secret {
 			// Flags show up in ps and shell history; secrets belong in the environment.
 			help += " (a secret: prefer the environment variable)"
 		}
-		fs.StringVar(s.value, s.flag, def, help)
+		// The default shown by --help is the built-in one, never the environment's
+		// value, which may be a secret.
+		fs.StringVar(s.value, s.flag, s.def, help)
 	}
 	demo := fs.Bool("demo", false, "seed a demo organization and print its login")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError(err.Error())
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError(fmt.Sprintf("unexpected argument %q", fs.Arg(0)))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, s := range rs.list {
+		if v, ok := os.LookupEnv(s.env); ok && !set[s.flag] {
+			*s.value = v
+		}
 	}
 
 	c := &Config{

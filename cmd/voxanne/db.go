@@ -78,4 +78,3 @@ func (d *database) close(log *slog.Logger) {
 		}
 	}
 }
-

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,7 +47,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Version: version,
 		Started: started,
 		Checks: map[string]voxhttp.Check{
-			"database": databaseCheck(db.DB),
+			"database": voxhttp.DatabaseCheck(db.DB),
 		},
 	}
 	httpSrv := &http.Server{
@@ -73,22 +72,4 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Error("http shutdown", "error", err)
 	}
 	return nil
-}
-
-// databaseCheck pings the database through the tenant pool, the one requests use.
-func databaseCheck(db *postgres.DB) voxhttp.Check {
-	return func(ctx context.Context) (map[string]any, error) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		took, err := db.Ping(ctx)
-		details := map[string]any{"latency_ms": float64(took.Microseconds()) / 1000}
-		if err != nil {
-			// The driver's message can name hosts and users: keep it in the logs.
-			return details, errors.New("database unreachable")
-		}
-		st := db.Tenant.Stat()
-		details["pool_total"] = st.TotalConns()
-		details["pool_idle"] = st.IdleConns()
-		return details, nil
-	}
 }

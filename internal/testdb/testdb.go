@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,4 +109,19 @@ func New(t testing.TB) *postgres.DB {
 	}
 	t.Cleanup(db.Close)
 	return db
+}
+
+// ServerDir returns a fresh directory for a cluster of a test's own, reachable by
+// the postgres user when tests run as root (t.TempDir's parent is private).
+func ServerDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "voxanne-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return filepath.Join(d, "data")
 }

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/voxanne/voxanne/internal/testdb"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "voxanne-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "voxanne")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestConfigRejectsBadValuesNamingTheSetting(t *testing.T) {
+	cases := map[string]string{
+		"VOXANNE_ADDR":               "nonsense",
+		"VOXANNE_PUBLIC_URL":         "ftp://x",
+		"VOXANNE_JWT_EXP":            "soon",
+		"VOXANNE_JWT_SECRET":         "short",
+		"VOXANNE_EXTERNAL_JWKS_URL":  "https://x.example/jwks",
+		"VOXANNE_CORS_ORIGINS":       "https://ok.example,not an origin",
+		"VOXANNE_SMTP_URL":           "mail.example.com",
+		"VOXANNE_MAILER_AUTOCONFIRM": "sometimes",
+		"VOXANNE_DISABLE_SIGNUP":     "maybe",
+		"VOXANNE_LOG_FORMAT":         "xml",
+		"DATABASE_URL":               "mysql://user:hunter2secret@host/db",
+		"VOXANNE_KEY_ENCRYPTION_KEY": "short",
+	}
+	for env, val := range cases {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(env, val)
+			_, err := loadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil)
+			if err == nil || !strings.Contains(err.Error(), env) {
+				t.Fatalf("got %v, want an error naming %s", err, env)
+			}
+			if strings.Contains(err.Error(), "hunter2secret") {
+				t.Fatal("the error shows a secret")
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Setenv("VOXANNE_ADDR", "127.0.0.1:1")
+	cfg, err := loadConfig(flag.NewFlagSet("t", flag.ContinueOnError), []string{"--addr", "127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:2" || cfg.PublicURL != "http://127.0.0.1:2" {
+		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"--help"}, 0, "voxanne serve"},
+		{[]string{"version"}, 0, "voxanne"},
+		{nil, 2, "Usage"},
+		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"migrate"}, 2, "migrate needs"},
+		{[]string{"migrate", "down", "x"}, 2, "not a positive number"},
+		{[]string{"serve", "--no-such-flag"}, 2, "no-such-flag"},
+	}
+	for _, c := range cases {
+		var out bytes.Buffer
+		code := run(c.args, &out, &out)
+		if code != c.code || !strings.Contains(out.String(), c.out) {
+			t.Errorf("%v: exit %d, output %q", c.args, code, out.String())
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startServe runs the real binary and waits for /health to answer 200.
+func startServe(t *testing.T, env []string, within time.Duration) (*exec.Cmd, string, *bytes.Buffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--addr", addr)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &bytes.Buffer{}
+	cmd.Stderr, cmd.Stdout = logs, logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr
+	for time.Since(start) < 60*time.Second {
+		resp, err := http.Get(url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				took := time.Since(start)
+				t.Logf("healthy after %s", took.Round(time.Millisecond))
+				if took > within {
+					t.Errorf("healthy after %s, want within %s", took, within)
+				}
+				return cmd, url, logs
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	t.Fatalf("never healthy; logs:\n%s", logs)
+	return nil, "", nil
+}
+
+func postmasterPID(t *testing.T, dataDir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "postgres", "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	return pid
+}
+
+func stopAndCheckNoPostgres(t *testing.T, cmd *exec.Cmd, pgPID int, logs *bytes.Buffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("serve did not stop on SIGINT")
+	}
+	if syscall.Kill(pgPID, 0) == nil {
+		t.Fatalf("postgres (pid %d) still running after serve exited", pgPID)
+	}
+}
+
+// The README's first command on a fresh data directory: initdb, migrations and
+// /health within 15 s; a later start within 5 s; Ctrl-C leaves no PostgreSQL.
+func TestServeManagedClusterLifecycle(t *testing.T) {
+	dataDir := testdb.ServerDir(t)
+	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL="}
+	cmd, url, logs := startServe(t, env, 15*time.Second)
+	resp, err := http.Get(url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"database":{`) {
+		t.Errorf("health body %s", body)
+	}
+	stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
+
+	cmd, _, logs = startServe(t, env, 5*time.Second)
+	stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
+}
+
+func TestServeRefusesBadConfigWithOneLine(t *testing.T) {
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "VOXANNE_JWT_EXP=-5")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "VOXANNE_JWT_EXP") {
+		t.Fatalf("output %q", out)
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	dataDir := testdb.ServerDir(t)
+	runCmd := func(args ...string) string {
+		cmd := exec.Command(binary, args...)
+		cmd.Env = append(os.Environ(), "VOXANNE_DATA_DIR="+dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	if out := runCmd("migrate", "status"); !strings.Contains(out, "pending") {
+		t.Fatalf("status before: %s", out)
+	}
+	if out := runCmd("migrate", "up"); !strings.Contains(out, "applied 0001") {
+		t.Fatalf("up: %s", out)
+	}
+	if out := runCmd("migrate", "status"); strings.Contains(out, "pending") {
+		t.Fatalf("status after up: %s", out)
+	}
+	if out := runCmd("migrate", "down", "100"); !strings.Contains(out, "reverted 0001") {
+		t.Fatalf("down: %s", out)
+	}
+	if out := runCmd("migrate", "up"); !strings.Contains(out, "applied 0001") {
+		t.Fatalf("up again: %s", out)
+	}
+}
