@@ -52,8 +52,13 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 // writeError logs unexpected errors (once, with the request id) and writes err.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status, _, _ := apiError(err); status >= 500 {
-		s.Logger.LogAttrs(r.Context(), slog.LevelError, "unexpected failure",
-			slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+		s.logUnexpected(r, err)
 	}
 	writeAPIError(w, r, err)
+}
+
+// logUnexpected logs an error the caller only sees as unexpected_failure.
+func (s *Server) logUnexpected(r *http.Request, err error) {
+	s.Logger.LogAttrs(r.Context(), slog.LevelError, "unexpected failure",
+		slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
 }

@@ -37,8 +37,24 @@ type Server struct {
 	// Registry collects the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 
+	// Auth serves /auth/v1 and authenticates /api requests.
+	Auth         voxanne.AuthService
+	AuthSettings AuthSettings
+	// RateLimits of the auth endpoints; nil means DefaultRateLimits.
+	RateLimits *RateLimits
+	// ClientIPHeader names a trusted client-IP header set by a proxy ("": the
+	// socket peer address is the client).
+	ClientIPHeader string
+	// CORSOrigins are the origins allowed cross-origin access ("*": any).
+	CORSOrigins []string
+
 	mux     *http.ServeMux
 	metrics *metrics
+	limits  limiters
+}
+
+type limiters struct {
+	signIn, refresh, verify, recover, email *limiter
 }
 
 type metrics struct {
@@ -61,13 +77,22 @@ func (s *Server) Handler() http.Handler {
 		}, []string{"route", "method", "status"}),
 	}
 	s.Registry.MustRegister(s.metrics.requests, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	rl := DefaultRateLimits
+	if s.RateLimits != nil {
+		rl = *s.RateLimits
+	}
+	s.limits = limiters{signIn: newLimiter(rl.SignIn), refresh: newLimiter(rl.Refresh),
+		verify: newLimiter(rl.Verify), recover: newLimiter(rl.Recover), email: newLimiter(rl.Email)}
 	s.mux = http.NewServeMux()
 	s.route("GET /health", s.handleHealth)
+	if s.Auth != nil {
+		s.registerAuth()
+	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, voxanne.Errorf(voxanne.ENOTFOUND, "no such route"))
 	})
-	return s.middleware(s.mux)
+	return s.middleware(s.cors(s.mux))
 }
 
 // route registers a handler that returns an error; one adapter writes errors.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	voxhttp "github.com/voxanne/voxanne/http"
 )
 
 // Config is every setting of API.md §1. Each comes from its environment variable
@@ -35,6 +37,7 @@ type Config struct {
 	DisableSignup     bool
 	SentryDSN         string
 	LogFormat         string
+	RateLimits        voxhttp.RateLimits
 	Demo              bool
 }
 
@@ -79,6 +82,11 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	autoconfirm := rs.add("VOXANNE_MAILER_AUTOCONFIRM", "mailer-autoconfirm", "true", "confirm sign-ups at once", false)
 	disableSignup := rs.add("VOXANNE_DISABLE_SIGNUP", "disable-signup", "false", "refuse new sign-ups", false)
 	sentry := rs.add("VOXANNE_SENTRY_DSN", "sentry-dsn", "", "report unexpected errors to Sentry", true)
+	rlSignIn := rs.add("VOXANNE_RATE_LIMIT_SIGN_IN", "rate-limit-sign-in", "30/5m", "per client IP on /signup and password sign-in (N/duration or off)", false)
+	rlRefresh := rs.add("VOXANNE_RATE_LIMIT_TOKEN_REFRESH", "rate-limit-token-refresh", "150/5m", "per client IP on refresh-token grants", false)
+	rlVerify := rs.add("VOXANNE_RATE_LIMIT_VERIFY", "rate-limit-verify", "30/5m", "per client IP on /verify", false)
+	rlRecover := rs.add("VOXANNE_RATE_LIMIT_RECOVER", "rate-limit-recover", "30/5m", "per client IP on /recover", false)
+	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "per email address on password sign-in", false)
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
 	for _, s := range rs.list {
@@ -177,6 +185,21 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	if c.DisableSignup, err = strconv.ParseBool(*disableSignup); err != nil {
 		return nil, bad("VOXANNE_DISABLE_SIGNUP", "want true or false")
+	}
+	for _, r := range []struct {
+		env string
+		raw *string
+		dst *voxhttp.Rate
+	}{
+		{"VOXANNE_RATE_LIMIT_SIGN_IN", rlSignIn, &c.RateLimits.SignIn},
+		{"VOXANNE_RATE_LIMIT_TOKEN_REFRESH", rlRefresh, &c.RateLimits.Refresh},
+		{"VOXANNE_RATE_LIMIT_VERIFY", rlVerify, &c.RateLimits.Verify},
+		{"VOXANNE_RATE_LIMIT_RECOVER", rlRecover, &c.RateLimits.Recover},
+		{"VOXANNE_RATE_LIMIT_EMAIL", rlEmail, &c.RateLimits.Email},
+	} {
+		if *r.dst, err = voxhttp.ParseRate(*r.raw); err != nil {
+			return nil, bad(r.env, err.Error())
+		}
 	}
 	switch *logFormat {
 	case "":

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	voxhttp "github.com/voxanne/voxanne/http"
@@ -42,13 +44,31 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer db.close(log)
 
+	auth, err := newAuth(ctx, cfg, db.DB, log)
+	if err != nil {
+		return err
+	}
+	// Background work stops before the database does.
+	bg, stopBackground := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { stopBackground(); wg.Wait() }()
+	wg.Go(func() {
+		auth.keys.Run(bg, 30*time.Second, func(err error) { log.Error("reload signing keys", "error", err) })
+	})
+
 	srv := &voxhttp.Server{
 		Logger:  log,
 		Version: version,
 		Started: started,
 		Checks: map[string]voxhttp.Check{
 			"database": voxhttp.DatabaseCheck(db.DB),
+			"auth":     authCheck(auth.keys),
 		},
+		Auth:           auth.svc,
+		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
+		RateLimits:     &cfg.RateLimits,
+		ClientIPHeader: cfg.RateLimitHeader,
+		CORSOrigins:    cfg.CORSOrigins,
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -72,4 +92,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Error("http shutdown", "error", err)
 	}
 	return nil
+}
+
+// authCheck reports the signing key in use.
+func authCheck(keys *postgres.KeyRing) voxhttp.Check {
+	return func(ctx context.Context) (map[string]any, error) {
+		k := keys.Current()
+		if k == nil {
+			return nil, errors.New("no signing key")
+		}
+		return map[string]any{"signing_kid": k.ID}, nil
+	}
 }
