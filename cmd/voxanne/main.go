@@ -20,6 +20,8 @@ const usage = `voxanne: the backend of a multi-tenant AI voice receptionist.
 Usage:
   voxanne serve [--demo] [flags]     run the server (voxanne serve --help lists the settings)
   voxanne migrate up|down N|status   apply, revert or list database migrations
+  voxanne keys list|rotate|revoke KID  list, rotate or revoke token signing keys
+  voxanne token service-role [--ttl 1h] print a service_role JWT for admin calls
   voxanne version                    print the version
 
 Every setting is an environment variable (see README.md), also a serve flag.
@@ -55,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(ctx, rest, stdout, stderr)
 	case "migrate":
 		err = cmdMigrate(ctx, rest, stdout, stderr)
+	case "keys":
+		err = cmdKeys(ctx, rest, stdout, stderr)
+	case "token":
+		err = cmdToken(ctx, rest, stdout, stderr)
 	default:
 		err = usageError(fmt.Sprintf("unknown command %q", cmd))
 	}

@@ -1,0 +1,281 @@
+// Package testenv runs a complete Voxanne for tests: a fresh database (from
+// internal/testdb), the key ring, the auth service and the real router and
+// middleware behind an httptest server.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/auth/token"
+	voxhttp "github.com/voxanne/voxanne/http"
+	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/postgres"
+)
+
+// Options adjust the environment; the zero value is a default server with
+// autoconfirm on and rate limits off.
+type Options struct {
+	Autoconfirm   *bool
+	DisableSignup bool
+	// RateLimits nil turns every limit off.
+	RateLimits     *voxhttp.RateLimits
+	JWTExp         time.Duration
+	JWTSecret      string
+	KEK            string
+	CORSOrigins    []string
+	ClientIPHeader string
+	// Mailer replaces the in-memory mailbox.
+	Mailer voxanne.Mailer
+}
+
+// Env is a running test server.
+type Env struct {
+	T      testing.TB
+	DB     *postgres.DB
+	Keys   *postgres.KeyRing
+	Auth   *postgres.AuthService
+	Server *httptest.Server
+	URL    string
+	Mail   *Mailbox
+	Logs   *bytes.Buffer
+	Issuer string
+}
+
+// Mailbox records sent mails.
+type Mailbox struct {
+	mu    sync.Mutex
+	mails []voxanne.Mail
+	sent  chan struct{}
+}
+
+// Send records m.
+func (m *Mailbox) Send(ctx context.Context, mail voxanne.Mail) error {
+	m.mu.Lock()
+	m.mails = append(m.mails, mail)
+	m.mu.Unlock()
+	select {
+	case m.sent <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// WaitFor returns the first mail to `to`, waiting up to 5 s (mails are sent in
+// the background).
+func (m *Mailbox) WaitFor(t testing.TB, to string) voxanne.Mail {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		m.mu.Lock()
+		for _, mail := range m.mails {
+			if mail.To == to {
+				m.mu.Unlock()
+				return mail
+			}
+		}
+		m.mu.Unlock()
+		select {
+		case <-m.sent:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("no mail to %s", to)
+	return voxanne.Mail{}
+}
+
+// Count returns how many mails went to `to`.
+func (m *Mailbox) Count(to string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, mail := range m.mails {
+		if mail.To == to {
+			n++
+		}
+	}
+	return n
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// New starts an environment on a fresh database; it is torn down with the test.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	db := testdb.New(t)
+	return NewOn(t, db, opts)
+}
+
+// NewOn starts an environment on db (several environments on one database act
+// as several instances).
+func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
+	t.Helper()
+	ctx := context.Background()
+	if opts.JWTExp == 0 {
+		opts.JWTExp = time.Hour
+	}
+	logs := &bytes.Buffer{}
+	logger := slog.New(slog.NewJSONHandler(&syncBuffer{b: logs}, nil))
+	keys := postgres.NewKeyRing(db, opts.KEK, opts.JWTExp)
+	if err := keys.Load(ctx); err != nil {
+		t.Fatalf("testenv: keys: %v", err)
+	}
+	e := &Env{T: t, DB: db, Keys: keys, Mail: &Mailbox{sent: make(chan struct{}, 1)}, Logs: logs}
+	autoconfirm := opts.Autoconfirm == nil || *opts.Autoconfirm
+	var mailer voxanne.Mailer = e.Mail
+	if opts.Mailer != nil {
+		mailer = opts.Mailer
+	}
+	srv := &voxhttp.Server{Logger: logger, Version: "test", Started: time.Now(),
+		AuthSettings: voxhttp.AuthSettings{DisableSignup: opts.DisableSignup, Autoconfirm: autoconfirm},
+		RateLimits:   opts.RateLimits, ClientIPHeader: opts.ClientIPHeader, CORSOrigins: opts.CORSOrigins,
+		Checks: map[string]voxhttp.Check{"database": voxhttp.DatabaseCheck(db)}}
+	if srv.RateLimits == nil {
+		srv.RateLimits = &voxhttp.RateLimits{}
+	}
+	// Start the listener first: the issuer names its address.
+	ts := httptest.NewUnstartedServer(nil)
+	e.URL = "http://" + ts.Listener.Addr().String()
+	e.Issuer = e.URL + "/auth/v1"
+	v := &token.Verifier{Issuer: e.Issuer, Keys: keys.Lookup}
+	if opts.JWTSecret != "" {
+		v.HS256Secret = []byte(opts.JWTSecret)
+	}
+	e.Auth = postgres.NewAuthService(db, keys, postgres.AuthConfig{Issuer: e.Issuer, PublicURL: e.URL,
+		JWTExp: opts.JWTExp, Autoconfirm: autoconfirm, DisableSignup: opts.DisableSignup,
+		Mailer: mailer, Logger: logger, Verifier: v})
+	srv.Auth = e.Auth
+	ts.Config.Handler = srv.Handler()
+	ts.Start()
+	t.Cleanup(ts.Close)
+	e.Server = ts
+	return e
+}
+
+// Response is a decoded HTTP response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a map.
+func (r *Response) JSON(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v: %s", err, r.Body)
+	}
+	return m
+}
+
+// Decode decodes the body into v.
+func (r *Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode: %v: %s", err, r.Body)
+	}
+}
+
+// Do sends a request; body is JSON-encoded unless it is a string or []byte.
+// headers are name, value pairs.
+func (e *Env) Do(method, path string, body any, headers ...string) *Response {
+	e.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewBufferString(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// Session is a signed-in user.
+type Session struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	User         struct {
+		ID          string         `json:"id"`
+		Email       string         `json:"email"`
+		AppMetadata map[string]any `json:"app_metadata"`
+	} `json:"user"`
+}
+
+// OrgID is the session user's active org as the server reported it.
+func (s *Session) OrgID() string { v, _ := s.User.AppMetadata["org_id"].(string); return v }
+
+// SignUp signs up email with a strong password and returns the session.
+func (e *Env) SignUp(email string) *Session {
+	e.T.Helper()
+	r := e.Do("POST", "/auth/v1/signup", map[string]any{"email": email, "password": Password, "data": map[string]any{"org_name": "Org " + email}})
+	if r.Status != 200 {
+		e.T.Fatalf("sign up %s: %d %s", email, r.Status, r.Body)
+	}
+	var s Session
+	r.Decode(e.T, &s)
+	return &s
+}
+
+// SignIn signs in with Password.
+func (e *Env) SignIn(email string) *Session {
+	e.T.Helper()
+	r := e.Do("POST", "/auth/v1/token?grant_type=password", map[string]any{"email": email, "password": Password})
+	if r.Status != 200 {
+		e.T.Fatalf("sign in %s: %d %s", email, r.Status, r.Body)
+	}
+	var s Session
+	r.Decode(e.T, &s)
+	return &s
+}
+
+// Bearer returns the Authorization header pair for tok.
+func Bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// Password is the strong password SignUp uses.
+const Password = "Vx-correct-horse-battery-9"
