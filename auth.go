@@ -112,3 +112,19 @@ type Mail struct {
 type Mailer interface {
 	Send(ctx context.Context, m Mail) error
 }
+
+// Revocation kinds.
+const (
+	RevokeSession    = "session"    // a session ended (logout, reuse, password change)
+	RevokeMembership = "membership" // a user's role in an org changed, or they left it
+	RevokeUser       = "user"       // a user was deleted
+)
+
+// Revocation says that tokens issued before it for its session, membership or
+// user must no longer be accepted.
+type Revocation struct {
+	Kind      string `json:"kind"`
+	SessionID string `json:"session_id"`
+	UserID    string `json:"user_id"`
+	OrgID     string `json:"org_id"`
+}

@@ -47,10 +47,13 @@ type Server struct {
 	ClientIPHeader string
 	// CORSOrigins are the origins allowed cross-origin access ("*": any).
 	CORSOrigins []string
+	// Authenticator verifies /api bearer tokens; nil leaves /api out.
+	Authenticator Authenticator
 
-	mux     *http.ServeMux
-	metrics *metrics
-	limits  limiters
+	mux        *http.ServeMux
+	metrics    *metrics
+	apiMetrics *apiMetrics
+	limits     limiters
 }
 
 type limiters struct {
@@ -87,6 +90,9 @@ func (s *Server) Handler() http.Handler {
 	s.route("GET /health", s.handleHealth)
 	if s.Auth != nil {
 		s.registerAuth()
+	}
+	if s.Authenticator != nil {
+		s.registerAPI()
 	}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

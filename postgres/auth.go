@@ -41,6 +41,10 @@ type AuthConfig struct {
 	Logger        *slog.Logger
 	// Verifier checks access tokens; its key source should be the key ring.
 	Verifier *token.Verifier
+	// Revoked is told, right after commit, of every revocation this instance
+	// makes, so that its own cache never lags behind (other instances learn of
+	// them through NOTIFY).
+	Revoked func(voxanne.Revocation)
 }
 
 // AuthService implements voxanne.AuthService on PostgreSQL through the auth role.
@@ -354,6 +358,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 	var (
 		sess    *voxanne.Session
 		outcome error
+		revoked []voxanne.Revocation
 	)
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var (
@@ -397,7 +402,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 		case now.Sub(*spentAt) <= ReuseWindow:
 			// A client that lost the response: same successor, fresh access token.
 		default:
-			if err := revokeSessions(ctx, tx, "id = $1", "refresh_token_reuse", sessionID); err != nil {
+			if revoked, err = revokeSessions(ctx, tx, "id = $1", "refresh_token_reuse", sessionID); err != nil {
 				return err
 			}
 			s.security(ctx, "refresh_token_reuse", slog.String("user_id", userID), slog.String("session_id", sessionID), slog.String("ip", ci.IP))
@@ -431,22 +436,42 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
+	s.announce(revoked)
 	return sess, outcome
 }
 
 // revokeSessions ends the sessions matching where (over auth.sessions) and
-// their refresh tokens.
-func revokeSessions(ctx context.Context, tx pgx.Tx, where, reason string, args ...any) error {
+// their refresh tokens, returning the revocations to announce after commit.
+func revokeSessions(ctx context.Context, tx pgx.Tx, where, reason string, args ...any) ([]voxanne.Revocation, error) {
 	reasonArg := fmt.Sprintf("$%d", len(args)+1)
-	_, err := tx.Exec(ctx, `with ended as (
+	rows, err := tx.Query(ctx, `with ended as (
 			update auth.sessions set revoked_at = now(), revoked_reason = `+reasonArg+`, updated_at = now()
-			where revoked_at is null and `+where+` returning id)
-		update auth.refresh_tokens set revoked = true where session_id in (select id from ended)`,
+			where revoked_at is null and `+where+` returning id, user_id),
+		spent as (update auth.refresh_tokens set revoked = true where session_id in (select id from ended))
+		select id::text, user_id::text from ended`,
 		append(args, reason)...)
 	if err != nil {
-		return fmt.Errorf("revoke sessions: %w", err)
+		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
-	return nil
+	revs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (voxanne.Revocation, error) {
+		rev := voxanne.Revocation{Kind: voxanne.RevokeSession}
+		err := r.Scan(&rev.SessionID, &rev.UserID)
+		return rev, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", err)
+	}
+	return revs, nil
+}
+
+// announce tells this instance's cache of revocations just committed.
+func (s *AuthService) announce(revs []voxanne.Revocation) {
+	if s.cfg.Revoked == nil {
+		return
+	}
+	for _, r := range revs {
+		s.cfg.Revoked(r)
+	}
 }
 
 // Authenticate verifies an access token and that its session is still active.
@@ -503,6 +528,7 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 		}
 	}
 	var u *userRow
+	var revoked []voxanne.Revocation
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `update auth.users set
@@ -517,13 +543,14 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 			return err
 		}
 		if hash != "" {
-			return revokeSessions(ctx, tx, "user_id = $1 and id <> $2", "password_changed", p.UserID, p.SessionID)
+			revoked, err = revokeSessions(ctx, tx, "user_id = $1 and id <> $2", "password_changed", p.UserID, p.SessionID)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, mapError("update user", err)
 	}
+	s.announce(revoked)
 	if hash != "" {
 		s.security(ctx, "password_changed", slog.String("user_id", p.UserID))
 	}
@@ -545,12 +572,16 @@ func (s *AuthService) Logout(ctx context.Context, p *voxanne.Principal, scope st
 	default:
 		return authErr(voxanne.EINVALID, "validation_failed", "scope must be global, local or others")
 	}
+	var revoked []voxanne.Revocation
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		return revokeSessions(ctx, tx, where, "logout", args...)
+		var err error
+		revoked, err = revokeSessions(ctx, tx, where, "logout", args...)
+		return err
 	})
 	if err != nil {
 		return err
 	}
+	s.announce(revoked)
 	s.security(ctx, "sign_out", slog.String("user_id", p.UserID), slog.String("session_id", p.SessionID), slog.String("scope", scope))
 	return nil
 }

@@ -118,6 +118,7 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 	}
 	var confirm *bool = in.EmailConfirm
 	var u *userRow
+	var revoked []voxanne.Revocation
 	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `update auth.users set
@@ -138,13 +139,14 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 			return err
 		}
 		if hash != "" || email != "" {
-			return revokeSessions(ctx, tx, "user_id = $1", "credentials_changed", id)
+			revoked, err = revokeSessions(ctx, tx, "user_id = $1", "credentials_changed", id)
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, mapError("update user", err)
 	}
+	s.announce(revoked)
 	s.security(ctx, "admin_user_updated", slog.String("user_id", id))
 	return &u.User, nil
 }
@@ -159,6 +161,7 @@ func (s *AuthService) DeleteUser(ctx context.Context, id string) error {
 	if tag.RowsAffected() == 0 {
 		return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
 	}
+	s.announce([]voxanne.Revocation{{Kind: voxanne.RevokeUser, UserID: id}})
 	s.security(ctx, "admin_user_deleted", slog.String("user_id", id))
 	return nil
 }

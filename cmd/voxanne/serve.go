@@ -55,6 +55,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Go(func() {
 		auth.keys.Run(bg, 30*time.Second, func(err error) { log.Error("reload signing keys", "error", err) })
 	})
+	wg.Go(func() {
+		(&postgres.RevocationListener{DB: db.DB, Apply: auth.authn.Apply, Live: auth.authn.SetTrusted, Logger: log}).Run(bg)
+	})
+	wg.Go(func() { pruneRevocations(bg, db.DB, log) })
 
 	srv := &voxhttp.Server{
 		Logger:  log,
@@ -65,6 +69,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"auth":     authCheck(auth.keys),
 		},
 		Auth:           auth.svc,
+		Authenticator:  auth.authn,
 		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,
@@ -102,5 +107,22 @@ func authCheck(keys *postgres.KeyRing) voxhttp.Check {
 			return nil, errors.New("no signing key")
 		}
 		return map[string]any{"signing_kid": k.ID}, nil
+	}
+}
+
+// pruneRevocations keeps auth.revocations to what a reconnecting listener may
+// still need.
+func pruneRevocations(ctx context.Context, db *postgres.DB, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := db.PruneRevocations(ctx, 24*time.Hour); err != nil {
+				log.Error("prune revocations", "error", err)
+			}
+		}
 	}
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net/url"
+	"time"
+
+	"github.com/voxanne/voxanne/auth"
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth/token"
@@ -11,10 +14,13 @@ import (
 	"github.com/voxanne/voxanne/postgres"
 )
 
-// authStack is the auth service and the key ring behind it.
+// authStack is the auth service, the key ring behind it and the /api token
+// authenticator.
 type authStack struct {
-	svc  *postgres.AuthService
-	keys *postgres.KeyRing
+	svc      *postgres.AuthService
+	keys     *postgres.KeyRing
+	authn    *auth.Authenticator
+	external *auth.RemoteJWKS
 }
 
 // newAuth loads the signing keys (making the first one if needed) and builds the
@@ -41,10 +47,33 @@ func newAuth(ctx context.Context, cfg *Config, db *postgres.DB, log *slog.Logger
 		}
 		m = s
 	}
-	svc := postgres.NewAuthService(db, keys, postgres.AuthConfig{
+	st := &authStack{keys: keys}
+	if cfg.ExternalJWKSURL != "" {
+		st.external = auth.NewRemoteJWKS(cfg.ExternalJWKSURL)
+		if _, err := st.external.Refresh(ctx); err != nil {
+			// Not fatal: local tokens work, and an unknown kid retries the fetch.
+			log.Warn("external JWKS not loaded", "error", err)
+		}
+		v.External, v.ExternalIssuer = st.external.Lookup, cfg.ExternalIssuer
+	}
+	st.authn = auth.New(auth.Config{Verifier: v, State: db, RefreshKeys: func(ctx context.Context) bool {
+		reloaded, err := keys.ReloadIfStale(ctx, time.Second)
+		if err != nil {
+			log.Error("reload signing keys", "error", err)
+		}
+		if st.external != nil {
+			fetched, err := st.external.Refresh(ctx)
+			if err != nil {
+				log.Warn("refresh external JWKS", "error", err)
+			}
+			reloaded = reloaded || (fetched && err == nil)
+		}
+		return reloaded
+	}})
+	st.svc = postgres.NewAuthService(db, keys, postgres.AuthConfig{
 		Issuer: issuer, PublicURL: cfg.PublicURL, JWTExp: cfg.JWTExp,
 		Autoconfirm: cfg.MailerAutoconfirm, DisableSignup: cfg.DisableSignup,
-		Mailer: m, Logger: log, Verifier: v,
+		Mailer: m, Logger: log, Verifier: v, Revoked: st.authn.Apply,
 	})
-	return &authStack{svc: svc, keys: keys}, nil
+	return st, nil
 }

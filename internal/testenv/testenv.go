@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voxanne/voxanne/auth"
+
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth/token"
 	voxhttp "github.com/voxanne/voxanne/http"
@@ -49,6 +51,11 @@ type Env struct {
 	Mail   *Mailbox
 	Logs   *bytes.Buffer
 	Issuer string
+	// Authn is the /api token authenticator; its revocation listener runs
+	// for the test's lifetime.
+	Authn *auth.Authenticator
+	// Live receives the revocation feed's state changes (true: connected).
+	Live chan bool
 }
 
 // Mailbox records sent mails.
@@ -160,10 +167,36 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	if opts.JWTSecret != "" {
 		v.HS256Secret = []byte(opts.JWTSecret)
 	}
+	e.Authn = auth.New(auth.Config{Verifier: v, State: db, RefreshKeys: func(ctx context.Context) bool {
+		ok, _ := keys.ReloadIfStale(ctx, time.Second)
+		return ok
+	}})
 	e.Auth = postgres.NewAuthService(db, keys, postgres.AuthConfig{Issuer: e.Issuer, PublicURL: e.URL,
 		JWTExp: opts.JWTExp, Autoconfirm: autoconfirm, DisableSignup: opts.DisableSignup,
-		Mailer: mailer, Logger: logger, Verifier: v})
+		Mailer: mailer, Logger: logger, Verifier: v, Revoked: e.Authn.Apply})
 	srv.Auth = e.Auth
+	srv.Authenticator = e.Authn
+	live := make(chan bool, 16)
+	listenCtx, stopListening := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&postgres.RevocationListener{DB: db, Apply: e.Authn.Apply, Logger: logger, Live: func(ok bool) {
+			e.Authn.SetTrusted(ok)
+			select {
+			case live <- ok:
+			default:
+			}
+		}}).Run(listenCtx)
+	}()
+	t.Cleanup(func() { stopListening(); <-done })
+	e.Live = live
+	// The feed is live before the first request, as in production after start-up.
+	select {
+	case <-live:
+	case <-time.After(10 * time.Second):
+		t.Fatal("testenv: revocation listener did not connect")
+	}
 	ts.Config.Handler = srv.Handler()
 	ts.Start()
 	t.Cleanup(ts.Close)
