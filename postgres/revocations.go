@@ -15,6 +15,9 @@ import (
 	"github.com/voxanne/voxanne/auth/token"
 )
 
+// ListenerApplicationName names the listener's connection in pg_stat_activity.
+const ListenerApplicationName = "voxanne_revocation_listener"
+
 // revocationChannel is the NOTIFY channel of auth.revocations.
 const revocationChannel = "voxanne_revocations"
 
@@ -67,6 +70,7 @@ func (l *RevocationListener) Run(ctx context.Context) {
 	cfg := l.DB.ownerCfg.Copy().ConnConfig
 	cfg.User = AuthRole
 	cfg.Password = rolePassword(l.DB.ownerCfg.ConnConfig.Password, AuthRole)
+	cfg.RuntimeParams = map[string]string{"application_name": ListenerApplicationName}
 	var since *time.Time
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
