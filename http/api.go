@@ -139,6 +139,9 @@ func (s *Server) registerAPI() {
 	s.registerAPIMetrics()
 	s.route("GET /api/session", s.api(s.handleSession))
 	s.route("GET /api/monitoring/cache-stats", s.serviceRole(s.handleCacheStats))
+	if s.Orgs != nil {
+		s.registerOrgs()
+	}
 	s.route("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return voxanne.Errorf(voxanne.ENOTFOUND, "no such route")
 	})

@@ -49,6 +49,8 @@ type Server struct {
 	CORSOrigins []string
 	// Authenticator verifies /api bearer tokens; nil leaves /api out.
 	Authenticator Authenticator
+	// Orgs serves the organization routes.
+	Orgs voxanne.OrgService
 
 	mux        *http.ServeMux
 	metrics    *metrics

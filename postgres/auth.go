@@ -338,8 +338,14 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 		}
 		pref, _ := u.AppMetadata["org_id"].(string)
 		var err error
-		sess, err = s.newSession(ctx, tx, u, pref, ci)
-		return err
+		if sess, err = s.newSession(ctx, tx, u, pref, ci); err != nil {
+			return err
+		}
+		if org, _ := u.AppMetadata["org_id"].(string); org != "" {
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: org, ActorID: u.ID, Action: voxanne.AuditSignIn,
+				TargetType: "session", IP: ci.IP})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sign in: %w", err)
@@ -575,8 +581,14 @@ func (s *AuthService) Logout(ctx context.Context, p *voxanne.Principal, scope st
 	var revoked []voxanne.Revocation
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var err error
-		revoked, err = revokeSessions(ctx, tx, where, "logout", args...)
-		return err
+		if revoked, err = revokeSessions(ctx, tx, where, "logout", args...); err != nil {
+			return err
+		}
+		if p.OrgID == "" {
+			return nil
+		}
+		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: p.OrgID, ActorID: p.UserID, Action: voxanne.AuditSignOut,
+			TargetType: "session", TargetID: p.SessionID, Details: map[string]any{"scope": scope}})
 	})
 	if err != nil {
 		return err

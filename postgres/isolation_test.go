@@ -20,6 +20,9 @@ import (
 var tenantTables = map[string]string{
 	"organizations": "id",
 	"memberships":   "org_id",
+	"invitations":   "org_id",
+	"audit_log":     "org_id",
+	"audit_heads":   "org_id",
 }
 
 type fixture struct {
@@ -45,6 +48,15 @@ func newFixture(t *testing.T) fixture {
 	f := fixture{db: db}
 	f.userA, f.orgA = signUp(t, db, "a@example.com")
 	f.userB, f.orgB = signUp(t, db, "b@example.com")
+	for _, org := range []string{f.orgA, f.orgB} {
+		if _, err := db.Owner.Exec(context.Background(), `insert into invitations (org_id, email, role, token_hash, expires_at)
+			values ($1, 'guest@example.com', 'member', gen_random_uuid()::text::bytea, now() + interval '7 days')`, org); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Owner.Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash) values ($1, 'test', '', '')`, org); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return f
 }
 
@@ -90,43 +102,64 @@ func TestTenantClaimsConfineEveryStatementToTheOrg(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	pa := principal(f.userA, f.orgA)
+	// count runs one statement as org A; a permission error counts as reaching
+	// nothing (some tables are append-only or read-only for the tenant role).
+	count := func(t *testing.T, sql string, arg string) int64 {
+		t.Helper()
+		var n int64
+		err := f.db.InTenant(ctx, pa, func(tx pgx.Tx) error {
+			if strings.HasPrefix(sql, "select") {
+				return tx.QueryRow(ctx, sql, arg).Scan(&n)
+			}
+			tag, err := tx.Exec(ctx, sql, arg)
+			n = tag.RowsAffected()
+			return err
+		})
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			return 0
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return n
+	}
 	for table, col := range tenantTables {
 		t.Run(table, func(t *testing.T) {
-			err := f.db.InTenant(ctx, pa, func(tx pgx.Tx) error {
-				var ownRows, otherRows int
-				if err := tx.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgA).Scan(&ownRows); err != nil {
-					return err
-				}
-				if err := tx.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&otherRows); err != nil {
-					return err
-				}
-				if ownRows == 0 || otherRows != 0 {
-					t.Errorf("org A sees %d own rows and %d of org B", ownRows, otherRows)
-				}
-				tag, err := tx.Exec(ctx, "update "+table+" set created_at = created_at where "+col+" = $1", f.orgB)
-				if err != nil {
-					return err
-				}
-				if tag.RowsAffected() != 0 {
-					t.Errorf("update reached %d rows of org B", tag.RowsAffected())
-				}
-				tag, err = tx.Exec(ctx, "delete from "+table+" where "+col+" = $1", f.orgB)
-				if err != nil {
-					return err
-				}
-				if tag.RowsAffected() != 0 {
-					t.Errorf("delete reached %d rows of org B", tag.RowsAffected())
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+			if n := count(t, "select count(*) from "+table+" where "+col+" = $1", f.orgA); n == 0 {
+				t.Errorf("org A sees none of its own rows")
+			}
+			if n := count(t, "select count(*) from "+table+" where "+col+" = $1", f.orgB); n != 0 {
+				t.Errorf("org A sees %d rows of org B", n)
+			}
+			if n := count(t, "update "+table+" set "+col+" = "+col+" where "+col+" = $1", f.orgB); n != 0 {
+				t.Errorf("update reached %d rows of org B", n)
+			}
+			if n := count(t, "delete from "+table+" where "+col+" = $1", f.orgB); n != 0 {
+				t.Errorf("delete reached %d rows of org B", n)
 			}
 			var n int
 			if err := f.db.Owner.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&n); err != nil || n == 0 {
 				t.Fatalf("org B's rows are gone (%d, %v)", n, err)
 			}
 		})
+	}
+}
+
+// The audit log is append-only for the application: the tenant role cannot
+// change or delete even its own org's entries.
+func TestAuditLogAppendOnly(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, sql := range []string{"update audit_log set action = 'x'", "delete from audit_log", "update audit_heads set seq = 0"} {
+		err := f.db.InTenant(ctx, principal(f.userA, f.orgA), func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: want permission denied, got %v", sql, err)
+		}
 	}
 }
 
@@ -142,6 +175,8 @@ func TestTenantCannotWriteIntoAnotherOrg(t *testing.T) {
 		"move membership":          "update memberships set org_id = '" + f.orgB + "' where org_id = '" + f.orgA + "'",
 		"move organization":        "update organizations set id = '" + f.orgB + "' where id = '" + f.orgA + "'",
 		"insert other new org row": "insert into organizations (name) values ('new org')",
+		"insert invitation":        "insert into invitations (org_id, email, role, token_hash, expires_at) values ('" + f.orgB + "', 'x@example.com', 'member', 'x', now())",
+		"insert audit entry":       "insert into audit_log (org_id, action, prev_hash, hash) values ('" + f.orgB + "', 'forged', '', '')",
 	}
 	for name, sql := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -34,6 +34,12 @@ type Options struct {
 	Migrate bool
 	// MaxConns bounds each pool (0: pgxpool's default).
 	MaxConns int32
+	// KnockOutOrgFilter and KnockOutRLS switch one isolation layer off, so that
+	// tests can prove the other holds alone: the first drops the explicit
+	// org_id filter from tenant queries, the second runs tenant transactions as
+	// the owner, which bypasses row-level security. Nothing but tests sets them.
+	KnockOutOrgFilter bool
+	KnockOutRLS       bool
 }
 
 // DB is Voxanne's database: one pool per role.
@@ -43,6 +49,7 @@ type DB struct {
 	Tenant *pgxpool.Pool
 
 	ownerCfg *pgxpool.Config
+	opts     Options
 }
 
 // Open connects to the database at url as its owner and opens the auth and tenant
@@ -56,7 +63,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
-	db := &DB{ownerCfg: cfg}
+	db := &DB{ownerCfg: cfg, opts: opts}
 	if db.Owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open owner pool: %w", err)
 	}
@@ -157,12 +164,26 @@ func (db *DB) InTenant(ctx context.Context, p voxanne.Principal, fn func(pgx.Tx)
 	if err != nil {
 		return fmt.Errorf("tenant claims: %w", err)
 	}
-	return pgx.BeginFunc(ctx, db.Tenant, func(tx pgx.Tx) error {
+	pool := db.Tenant
+	if db.opts.KnockOutRLS {
+		pool = db.Owner
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "select set_config('request.jwt.claims', $1, true)", string(claims)); err != nil {
 			return fmt.Errorf("set tenant claims: %w", err)
 		}
 		return fn(tx)
 	})
+}
+
+// org is the value for the explicit org_id filter of tenant queries, written
+// as `org_id = coalesce($n, org_id)`: the principal's org, or nil when the
+// filter is knocked out for a test.
+func (db *DB) org(p *voxanne.Principal) any {
+	if db.opts.KnockOutOrgFilter {
+		return nil
+	}
+	return p.OrgID
 }
 
 // mapError turns database errors that callers can act on into Voxanne errors,

@@ -70,6 +70,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		},
 		Auth:           auth.svc,
 		Authenticator:  auth.authn,
+		Orgs:           postgres.NewOrgStore(db.DB, auth.svc),
 		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,

@@ -38,6 +38,8 @@ type Options struct {
 	ClientIPHeader string
 	// Mailer replaces the in-memory mailbox.
 	Mailer voxanne.Mailer
+	// DB replaces the fresh database (for layer knock-out tests).
+	DB *postgres.DB
 }
 
 // Env is a running test server.
@@ -56,6 +58,9 @@ type Env struct {
 	Authn *auth.Authenticator
 	// Live receives the revocation feed's state changes (true: connected).
 	Live chan bool
+	Orgs *postgres.OrgStore
+	// Handler is the server whose router the test server runs.
+	Handler *voxhttp.Server
 }
 
 // Mailbox records sent mails.
@@ -128,7 +133,10 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 // New starts an environment on a fresh database; it is torn down with the test.
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
-	db := testdb.New(t)
+	db := opts.DB
+	if db == nil {
+		db = testdb.New(t)
+	}
 	return NewOn(t, db, opts)
 }
 
@@ -176,6 +184,9 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 		Mailer: mailer, Logger: logger, Verifier: v, Revoked: e.Authn.Apply})
 	srv.Auth = e.Auth
 	srv.Authenticator = e.Authn
+	e.Orgs = postgres.NewOrgStore(db, e.Auth)
+	srv.Orgs = e.Orgs
+	e.Handler = srv
 	live := make(chan bool, 16)
 	listenCtx, stopListening := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,0 +1,18 @@
+package http_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/voxanne/voxanne/internal/testdb"
+)
+
+func TestMain(m *testing.M) {
+	// API.md: "Times are RFC 3339 in UTC", whatever the host's zone. The
+	// package runs in a zone that is not UTC so that a time the server forgets
+	// to convert shows up here rather than only on an operator's machine. It is
+	// set before any goroutine starts.
+	time.Local = time.FixedZone("UTC+05:30", 5*3600+30*60)
+	os.Exit(testdb.Main(m))
+}
