@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/mail"
 	"net/smtp"
 	"net/url"
 	"strings"
@@ -94,7 +95,12 @@ func (s *SMTP) Send(ctx context.Context, m voxanne.Mail) error {
 			return fmt.Errorf("smtp auth: %w", err)
 		}
 	}
-	if err := c.Mail(s.From); err != nil {
+	// The envelope takes the bare address; the header keeps the display name.
+	envelopeFrom := s.From
+	if a, err := mail.ParseAddress(s.From); err == nil {
+		envelopeFrom = a.Address
+	}
+	if err := c.Mail(envelopeFrom); err != nil {
 		return fmt.Errorf("smtp from: %w", err)
 	}
 	if err := c.Rcpt(m.To); err != nil {

@@ -277,7 +277,7 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 		if _, err := tx.Exec(ctx, "update auth.users set last_sign_in_at = now() where id = $1", u.ID); err != nil {
 			return err
 		}
-		now := s.now()
+		now := s.now().UTC()
 		u.LastSignInAt = &now
 		sess, err = s.newSession(ctx, tx, u, "", ci)
 		return err
@@ -497,11 +497,17 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (*voxanne.Pr
 	if c.Role == token.RoleServiceRole {
 		return p, nil
 	}
+	if c.SessionID == "" {
+		return nil, errSessionNotFound
+	}
 	var active bool
 	err = s.db.Auth.QueryRow(ctx, `select revoked_at is null from auth.sessions where id = $1 and user_id = $2`,
 		c.SessionID, c.Subject).Scan(&active)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
 		return nil, errSessionNotFound
+	}
+	if voxanne.ErrorCode(mapError("", err)) == voxanne.EINVALID {
+		return nil, errBadJWT // ids in the claims that are not UUIDs
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
