@@ -79,6 +79,7 @@ func apiVersionAtLeast2024(v string) bool {
 
 // authRoute registers an /auth/v1 handler whose errors use GoTrue's formats.
 func (s *Server) authRoute(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header.Get(apiVersionHeader); apiVersionAtLeast2024(v) {
 			w.Header().Set(apiVersionHeader, v)

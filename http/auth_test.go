@@ -460,6 +460,10 @@ func TestSignUpErrors(t *testing.T) {
 			status: 422, code: "weak_password", reasons: []string{"common"}},
 		{name: "common password in capitals", body: map[string]any{"email": "common2@example.com", "password": "Password1"},
 			status: 422, code: "weak_password", reasons: []string{"common"}},
+		{name: "password over 1024 bytes", body: map[string]any{"email": "long@example.com", "password": strings.Repeat("Vx9-", 257)},
+			status: 422, code: "weak_password", reasons: []string{"length"}},
+		{name: "email over 254 characters", body: map[string]any{"email": strings.Repeat("a", 250) + "@example.com", "password": testenv.Password},
+			status: 400, code: "validation_failed"},
 		{name: "bad email", body: map[string]any{"email": "not-an-email", "password": testenv.Password},
 			status: 400, code: "validation_failed"},
 		{name: "email without domain dot", body: map[string]any{"email": "a@localhost", "password": testenv.Password},
@@ -526,6 +530,9 @@ func TestSignUpConfirmation(t *testing.T) {
 
 	signInBody := map[string]any{"email": email, "password": testenv.Password}
 	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", signInBody, 400, "email_not_confirmed")
+	// A wrong password does not learn whether the address is confirmed.
+	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", map[string]any{"email": email, "password": "Wrong-password-123"},
+		400, "invalid_credentials")
 
 	// A recovery-type verification cannot use a signup token.
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token_hash": tokenHash}, 403, "otp_expired")
@@ -1072,6 +1079,28 @@ func TestRecover(t *testing.T) {
 
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token_hash": tokenHash}, 403, "otp_expired")
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token_hash": "made-up"}, 403, "otp_expired")
+
+	// The token with the email works too; with another email it fails and is not spent.
+	wantStatus(t, request(t, e, "POST", "/auth/v1/recover", map[string]any{"email": known}), 200, "second recover")
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Mail.Count(known) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := e.Mail.Count(known); c != 2 {
+		t.Fatalf("%d mails to %s, want 2", c, known)
+	}
+	var second string
+	for _, body := range mailBodies(e, known) {
+		if _, th, _ := mailLink(t, body); th != tokenHash {
+			second = th
+		}
+	}
+	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token": second, "email": unknown}, 403, "otp_expired")
+	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token": second}, 400, "validation_failed")
+	v2 := decodeSession(t, request(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery", "token": second, "email": "KATE@example.com"}), "verify with token and email")
+	if v2.userID() != s.userID() {
+		t.Errorf("token+email verification signed in %s, want %s", v2.userID(), s.userID())
+	}
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "invite", "token_hash": tokenHash}, 400, "validation_failed")
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery"}, 400, "validation_failed")
 }

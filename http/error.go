@@ -51,8 +51,11 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeError logs unexpected errors (once, with the request id) and writes err.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if status, _, _ := apiError(err); status >= 500 {
+	switch status, _, _ := apiError(err); {
+	case status >= 500:
 		s.logUnexpected(r, err)
+	case status == http.StatusForbidden:
+		s.metrics.forbidden.WithLabelValues(r.Pattern).Inc()
 	}
 	writeAPIError(w, r, err)
 }

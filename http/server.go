@@ -53,6 +53,7 @@ type Server struct {
 	Orgs voxanne.OrgService
 
 	mux        *http.ServeMux
+	routes     []string
 	metrics    *metrics
 	apiMetrics *apiMetrics
 	limits     limiters
@@ -63,7 +64,8 @@ type limiters struct {
 }
 
 type metrics struct {
-	requests *prometheus.HistogramVec
+	requests  *prometheus.HistogramVec
+	forbidden *prometheus.CounterVec
 }
 
 // Handler builds the router with every route and the middleware around it.
@@ -80,8 +82,11 @@ func (s *Server) Handler() http.Handler {
 			Help:    "HTTP request latency by route pattern, method and status.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method", "status"}),
+		forbidden: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voxanne_forbidden_total", Help: "403 answers (a role or org not allowed), by route pattern.",
+		}, []string{"route"}),
 	}
-	s.Registry.MustRegister(s.metrics.requests, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	rl := DefaultRateLimits
 	if s.RateLimits != nil {
 		rl = *s.RateLimits
@@ -103,8 +108,13 @@ func (s *Server) Handler() http.Handler {
 	return s.middleware(s.cors(s.mux))
 }
 
+// Routes returns every registered route pattern, so that tests can walk the
+// router's own table and no route is left out of them.
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
 // route registers a handler that returns an error; one adapter writes errors.
 func (s *Server) route(pattern string, h func(http.ResponseWriter, *http.Request) error) {
+	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
 			s.writeError(w, r, err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,3 +324,47 @@ func Bearer(tok string) []string { return []string{"Authorization", "Bearer " + 
 
 // Password is the strong password SignUp uses.
 const Password = "Vx-correct-horse-battery-9"
+
+// Invite has owner (a session of an admin or owner) invite email with role and
+// returns the secret token from the invitation's accept_url.
+func (e *Env) Invite(owner *Session, email, role string) (id, secret string) {
+	e.T.Helper()
+	r := e.Do("POST", "/api/org/invitations", map[string]any{"email": email, "role": role}, Bearer(owner.AccessToken)...)
+	if r.Status != 201 {
+		e.T.Fatalf("invite %s: %d %s", email, r.Status, r.Body)
+	}
+	var inv struct {
+		ID        string `json:"id"`
+		AcceptURL string `json:"accept_url"`
+	}
+	r.Decode(e.T, &inv)
+	_, secret, ok := strings.Cut(inv.AcceptURL, "token=")
+	if !ok {
+		e.T.Fatalf("accept_url without token: %s", inv.AcceptURL)
+	}
+	return inv.ID, secret
+}
+
+// Switch switches s to org and returns the new session.
+func (e *Env) Switch(s *Session, org string) *Session {
+	e.T.Helper()
+	r := e.Do("POST", "/api/orgs/"+org+"/switch", nil, Bearer(s.AccessToken)...)
+	if r.Status != 200 {
+		e.T.Fatalf("switch to %s: %d %s", org, r.Status, r.Body)
+	}
+	var out Session
+	r.Decode(e.T, &out)
+	return &out
+}
+
+// AddMember signs up email, has it join owner's org with role through an
+// invitation, and returns its session for that org.
+func (e *Env) AddMember(owner *Session, email, role string) *Session {
+	e.T.Helper()
+	_, secret := e.Invite(owner, email, role)
+	s := e.SignUp(email)
+	if r := e.Do("POST", "/api/invitations/accept", map[string]any{"token": secret}, Bearer(s.AccessToken)...); r.Status != 200 {
+		e.T.Fatalf("accept for %s: %d %s", email, r.Status, r.Body)
+	}
+	return e.Switch(s, owner.OrgID())
+}
