@@ -97,13 +97,19 @@ func routeCases() []routeCase {
 		{pattern: "GET /api/monitoring/cache-stats", minRole: "service_role", want: 200, build: fixed("GET", "/api/monitoring/cache-stats", nil)},
 		{pattern: "GET /api/me", want: 200, build: fixed("GET", "/api/me", nil)},
 		{pattern: "GET /api/orgs/validate/{orgId}", want: 200,
-			build: func(t *testing.T, w *world, _ *testenv.Session) req { return req{"GET", "/api/orgs/validate/" + w.orgA, nil} }},
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"GET", "/api/orgs/validate/" + w.orgA, nil}
+			}},
 		{pattern: "POST /api/orgs", want: 201, build: fixed("POST", "/api/orgs", map[string]any{"name": "Side org"})},
 		{pattern: "POST /api/orgs/{orgId}/switch", want: 200,
-			build: func(t *testing.T, w *world, _ *testenv.Session) req { return req{"POST", "/api/orgs/" + w.orgA + "/switch", nil} }},
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"POST", "/api/orgs/" + w.orgA + "/switch", nil}
+			}},
 		{pattern: "GET /api/org", want: 200, build: fixed("GET", "/api/org", nil)},
 		{pattern: "PATCH /api/org", minRole: "admin", want: 200, build: fixed("PATCH", "/api/org", map[string]any{"name": "Alpha Clinic"}),
-			cross: func(t *testing.T, w *world) req { return req{"PATCH", "/api/org", map[string]any{"name": "Bravo Renamed"}} }},
+			cross: func(t *testing.T, w *world) req {
+				return req{"PATCH", "/api/org", map[string]any{"name": "Bravo Renamed"}}
+			}},
 		{pattern: "GET /api/org/members", want: 200, build: fixed("GET", "/api/org/members", nil)},
 		{pattern: "PATCH /api/org/members/{userId}", name: "to admin", minRole: "admin", want: 200,
 			build: func(t *testing.T, w *world, _ *testenv.Session) req {
