@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,11 +19,16 @@ import (
 // names the org. A new tenant table must be added here; TestEveryTenantTableListed
 // fails otherwise.
 var tenantTables = map[string]string{
-	"organizations": "id",
-	"memberships":   "org_id",
-	"invitations":   "org_id",
-	"audit_log":     "org_id",
-	"audit_heads":   "org_id",
+	"organizations":  "id",
+	"memberships":    "org_id",
+	"invitations":    "org_id",
+	"audit_log":      "org_id",
+	"audit_heads":    "org_id",
+	"phone_numbers":  "org_id",
+	"contacts":       "org_id",
+	"calls":          "org_id",
+	"messages":       "org_id",
+	"webhook_events": "org_id",
 }
 
 type fixture struct {
@@ -48,7 +54,19 @@ func newFixture(t *testing.T) fixture {
 	f := fixture{db: db}
 	f.userA, f.orgA = signUp(t, db, "a@example.com")
 	f.userB, f.orgB = signUp(t, db, "b@example.com")
-	for _, org := range []string{f.orgA, f.orgB} {
+	for i, org := range []string{f.orgA, f.orgB} {
+		ctx := context.Background()
+		for _, sql := range []string{
+			`insert into phone_numbers (org_id, e164, provider, provider_id) values ($1, '+1555000000' || $2, 'vapi', 'pn-' || $2)`,
+			`insert into contacts (org_id, phone_number) values ($1, '+1555111111' || $2)`,
+			`insert into calls (org_id, provider_call_id, summary) values ($1, 'call-' || $2, 'a call')`,
+			`insert into messages (org_id, provider_message_id, direction, body) values ($1, 'SM' || $2, 'inbound', 'hi')`,
+			`insert into webhook_events (org_id, provider, event_type, dedup_key, payload) values ($1, 'vapi', 'hang', 'k' || $2, '{}')`,
+		} {
+			if _, err := db.Owner.Exec(ctx, sql, org, fmt.Sprint(i)); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
 		if _, err := db.Owner.Exec(context.Background(), `insert into invitations (org_id, email, role, token_hash, expires_at)
 			values ($1, 'guest@example.com', 'member', gen_random_uuid()::text::bytea, now() + interval '7 days')`, org); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 //go:embed migrations/*.sql
@@ -107,10 +109,38 @@ func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]time.Time, er
 	return out, err
 }
 
+// riverVersion is the migration whose step also runs River's migrator: River's
+// job tables are created before its SQL and dropped after its down SQL.
+const riverVersion = 5
+
+// riverMigrate runs River's migrator, which commits each of its versions on
+// its own (some cannot share a transaction); it is idempotent, so a failure
+// after it is retried safely by the next run.
+func riverMigrate(ctx context.Context, pool *pgxpool.Pool, up bool) error {
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return err
+	}
+	if up {
+		_, err = m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	} else {
+		_, err = m.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: -1})
+	}
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	return nil
+}
+
 // runStep applies one migration step and its bookkeeping in one transaction, so a
 // failed step leaves nothing half-applied.
-func runStep(ctx context.Context, conn *pgx.Conn, m Migration, up bool) error {
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+func runStep(ctx context.Context, conn *pgx.Conn, pool *pgxpool.Pool, m Migration, up bool) error {
+	if up && m.Version == riverVersion {
+		if err := riverMigrate(ctx, pool, true); err != nil {
+			return err
+		}
+	}
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		sql, book := m.Down, "delete from voxanne_schema_migrations where version = $1"
 		if up {
 			sql, book = m.Up, "insert into voxanne_schema_migrations (version, name) values ($1, $2)"
@@ -119,6 +149,7 @@ func runStep(ctx context.Context, conn *pgx.Conn, m Migration, up bool) error {
 		if err := tx.Conn().PgConn().Exec(ctx, sql).Close(); err != nil {
 			return err
 		}
+
 		args := []any{m.Version}
 		if up {
 			args = append(args, m.Name)
@@ -126,6 +157,10 @@ func runStep(ctx context.Context, conn *pgx.Conn, m Migration, up bool) error {
 		_, err := tx.Exec(ctx, book, args...)
 		return err
 	})
+	if err == nil && !up && m.Version == riverVersion {
+		err = riverMigrate(ctx, pool, false)
+	}
+	return err
 }
 
 // MigrateUp applies every pending migration in order and lets the service roles
@@ -145,7 +180,7 @@ func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
 			if _, ok := applied[m.Version]; ok {
 				continue
 			}
-			if err := runStep(ctx, conn, m, true); err != nil {
+			if err := runStep(ctx, conn, db.Owner, m, true); err != nil {
 				return fmt.Errorf("migration %04d_%s up: %w", m.Version, m.Name, err)
 			}
 			done = append(done, m.Version)
@@ -175,7 +210,7 @@ func (db *DB) MigrateDown(ctx context.Context, n int) ([]int, error) {
 			if _, ok := applied[m.Version]; !ok {
 				continue
 			}
-			if err := runStep(ctx, conn, m, false); err != nil {
+			if err := runStep(ctx, conn, db.Owner, m, false); err != nil {
 				return fmt.Errorf("migration %04d_%s down: %w", m.Version, m.Name, err)
 			}
 			done = append(done, m.Version)
