@@ -142,6 +142,12 @@ func (s *Server) registerAPI() {
 	if s.Orgs != nil {
 		s.registerOrgs()
 	}
+	if s.Voice != nil {
+		s.registerVoice()
+	}
+	if s.Webhooks != nil {
+		s.registerWebhooks()
+	}
 	s.route("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return voxanne.Errorf(voxanne.ENOTFOUND, "no such route")
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth/token"
 	voxhttp "github.com/voxanne/voxanne/http"
 	"github.com/voxanne/voxanne/internal/testenv"
@@ -403,6 +404,48 @@ func queryInt(t testing.TB, e *testenv.Env, sql string, args ...any) int64 {
 
 func boolPtr(b bool) *bool { return &b }
 
+// mailRecorder is a voxanne.Mailer that keeps every mail's body by recipient.
+type mailRecorder struct {
+	mu    sync.Mutex
+	mails map[string][]string
+}
+
+func (m *mailRecorder) Send(_ context.Context, mail voxanne.Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mails == nil {
+		m.mails = map[string][]string{}
+	}
+	m.mails[mail.To] = append(m.mails[mail.To], mail.Body)
+	return nil
+}
+
+func (m *mailRecorder) bodies(to string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.mails[to])
+}
+
+// wait returns the bodies of the mails to `to` once there are n (mails are sent
+// in the background), failing after 5 s or when there are more.
+func (m *mailRecorder) wait(t testing.TB, to string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b := m.bodies(to)
+		if len(b) > n {
+			t.Fatalf("%d mails to %s, want %d", len(b), to, n)
+		}
+		if len(b) == n {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d mails to %s after 5 s, want %d", len(b), to, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // ---- sign-up ----
 
 func TestSignUp(t *testing.T) {
@@ -501,6 +544,54 @@ func TestSignUpDisabled(t *testing.T) {
 		422, "signup_disabled")
 	if n := queryInt(t, e, "select count(*) from auth.users"); n != 0 {
 		t.Errorf("%d users exist after a disabled sign-up", n)
+	}
+}
+
+// Concurrent sign-ups of one address: one wins, the others get
+// user_already_exists (never a 5xx), and only one organization is made.
+func TestSignUpConcurrent(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	const n = 10
+	statuses := make([]int, n)
+	codes := make([]any, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	body, _ := json.Marshal(map[string]string{"email": "race@example.com", "password": testenv.Password})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			resp, err := http.Post(e.URL+"/auth/v1/signup", "application/json", bytes.NewReader(body))
+			if err != nil {
+				codes[i] = err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			statuses[i], codes[i] = resp.StatusCode, m["error_code"]
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won := 0
+	for i := range n {
+		switch {
+		case statuses[i] == 200:
+			won++
+		case statuses[i] != 422 || codes[i] != "user_already_exists":
+			t.Errorf("sign-up %d: %d %v, want 200 or 422 user_already_exists", i, statuses[i], codes[i])
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d sign-ups succeeded, want 1", won)
+	}
+	if c := queryInt(t, e, "select count(*) from auth.users"); c != 1 {
+		t.Errorf("%d users, want 1", c)
+	}
+	if c := queryInt(t, e, "select count(*) from organizations"); c != 1 {
+		t.Errorf("%d organizations, want 1", c)
 	}
 }
 
@@ -1039,7 +1130,8 @@ func TestLogoutScopes(t *testing.T) {
 // ---- recovery ----
 
 func TestRecover(t *testing.T) {
-	e := testenv.New(t, testenv.Options{})
+	mails := &mailRecorder{}
+	e := testenv.New(t, testenv.Options{Mailer: mails})
 	const known, unknown = "kate@example.com", "nobody@example.com"
 	s := signUp(t, e, known)
 
@@ -1054,15 +1146,14 @@ func TestRecover(t *testing.T) {
 	if !bytes.Equal(rk.Body, ru.Body) {
 		t.Errorf("known and unknown emails answer differently: %s vs %s", rk.Body, ru.Body)
 	}
-	m := e.Mail.WaitFor(t, known)
-	_, tokenHash, kind := mailLink(t, m.Body)
+	_, tokenHash, kind := mailLink(t, mails.wait(t, known, 1)[0])
 	if kind != "recovery" {
 		t.Errorf("link type = %q, want recovery", kind)
 	}
-	if c := e.Mail.Count(unknown); c != 0 {
+	if c := len(mails.bodies(unknown)); c != 0 {
 		t.Errorf("%d mails to an unknown address", c)
 	}
-	if c := e.Mail.Count(known); c != 1 {
+	if c := len(mails.bodies(known)); c != 1 {
 		t.Errorf("%d mails to %s, want 1", c, known)
 	}
 
@@ -1082,15 +1173,8 @@ func TestRecover(t *testing.T) {
 
 	// The token with the email works too; with another email it fails and is not spent.
 	wantStatus(t, request(t, e, "POST", "/auth/v1/recover", map[string]any{"email": known}), 200, "second recover")
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Mail.Count(known) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if c := e.Mail.Count(known); c != 2 {
-		t.Fatalf("%d mails to %s, want 2", c, known)
-	}
 	var second string
-	for _, body := range mailBodies(e, known) {
+	for _, body := range mails.wait(t, known, 2) {
 		if _, th, _ := mailLink(t, body); th != tokenHash {
 			second = th
 		}
@@ -1359,6 +1443,30 @@ func TestRateLimitPerIP(t *testing.T) {
 	wantStatus(t, refresh(t, e, first.RefreshToken), 200, "refresh")
 }
 
+// Refresh, verify and recover have their own per-IP buckets.
+func TestRateLimitOtherEndpoints(t *testing.T) {
+	one := voxhttp.Rate{N: 1, Per: time.Hour}
+	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{Refresh: one, Verify: one, Recover: one}})
+	s := signUp(t, e, "limits@example.com")
+	tests := []struct {
+		name, path  string
+		body        any
+		firstStatus int
+	}{
+		{"refresh", "/auth/v1/token?grant_type=refresh_token", map[string]any{"refresh_token": s.RefreshToken}, 200},
+		{"verify", "/auth/v1/verify", map[string]any{"type": "recovery", "token_hash": "made-up"}, 403},
+		{"recover", "/auth/v1/recover", map[string]any{"email": "limits@example.com"}, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			wantStatus(t, request(t, e, "POST", tc.path, tc.body), tc.firstStatus, "first "+tc.name)
+			expectAuthError(t, e, "POST", tc.path, tc.body, 429, "over_request_rate_limit")
+		})
+	}
+	// Sign-in has no limit here.
+	signIn(t, e, "limits@example.com", testenv.Password)
+}
+
 func TestRateLimitPerEmail(t *testing.T) {
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{Email: voxhttp.Rate{N: 2, Per: time.Hour}}})
 	signUp(t, e, "q1@example.com")
@@ -1479,6 +1587,18 @@ func TestAdminUsers(t *testing.T) {
 	expectAuthError(t, e, "POST", "/auth/v1/admin/users", map[string]any{"email": "PAT@example.com", "password": testenv.Password},
 		422, "email_exists", admin...)
 
+	// An email change: the address must be free; the new one signs in, the old one not.
+	expectAuthError(t, e, "PUT", "/auth/v1/admin/users/"+id, map[string]any{"email": "EXISTING@example.com"}, 422, "email_exists", admin...)
+	r = request(t, e, "PUT", "/auth/v1/admin/users/"+id, map[string]any{"email": "Patricia@Example.com"}, admin...)
+	wantStatus(t, r, 200, "update email")
+	if got := r.JSON(t)["email"]; got != "patricia@example.com" {
+		t.Errorf("updated email = %v", got)
+	}
+	expectAuthError(t, e, "GET", "/auth/v1/user", nil, 401, "session_not_found", pat.bearer()...)
+	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", map[string]any{"email": "pat@example.com", "password": newPassword},
+		400, "invalid_credentials")
+	pat = signIn(t, e, "patricia@example.com", newPassword)
+
 	r = request(t, e, "DELETE", "/auth/v1/admin/users/"+id, nil, admin...)
 	wantStatus(t, r, 200, "delete user")
 	expectAuthError(t, e, "GET", "/auth/v1/admin/users/"+id, nil, 404, "user_not_found", admin...)
@@ -1488,7 +1608,7 @@ func TestAdminUsers(t *testing.T) {
 	if code := refresh(t, e, pat.RefreshToken).Status; code != 400 {
 		t.Errorf("deleted user's refresh token: %d, want 400", code)
 	}
-	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", map[string]any{"email": "pat@example.com", "password": newPassword},
+	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", map[string]any{"email": "patricia@example.com", "password": newPassword},
 		400, "invalid_credentials")
 	if n := queryInt(t, e, "select count(*) from auth.sessions where user_id = $1", id); n != 0 {
 		t.Errorf("%d sessions of the deleted user remain", n)

@@ -51,6 +51,12 @@ type Server struct {
 	Authenticator Authenticator
 	// Orgs serves the organization routes.
 	Orgs voxanne.OrgService
+	// Voice serves calls, messages, contacts, stats and phone numbers.
+	Voice voxanne.VoiceService
+	// Webhooks receives Vapi and Twilio events.
+	Webhooks voxanne.WebhookService
+	// Webhook verification settings.
+	WebhookConfig WebhookConfig
 
 	mux        *http.ServeMux
 	routes     []string

@@ -1,0 +1,4 @@
+package http
+
+// registerVoice registers the voice-data routes.
+func (s *Server) registerVoice() {}

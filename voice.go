@@ -1,0 +1,198 @@
+package voxanne
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Call statuses move forward only; CallStatusRank orders them so that an event
+// arriving late never takes a call back to an earlier state.
+var CallStatusRank = map[string]int{
+	"scheduled": 1, "queued": 2, "ringing": 3, "in-progress": 4, "forwarding": 5, "ended": 9,
+}
+
+// InboundEvent is a verified webhook delivery to store and process later.
+type InboundEvent struct {
+	Provider  string // "vapi" or "twilio"
+	EventType string
+	DedupKey  string
+	Payload   json.RawMessage
+	// Route names what the org is found by: a provider's number id, an
+	// assistant id or an E.164 number; and for Twilio status callbacks, the
+	// message sid.
+	Route Route
+}
+
+// Route is what identifies the org of an event.
+type Route struct {
+	ProviderNumberID string
+	AssistantID      string
+	E164             string
+	MessageSid       string
+}
+
+// Routed is the org (and number) an event belongs to; OrgID is "" when none.
+type Routed struct {
+	OrgID         string
+	PhoneNumberID string
+	AssistantID   string
+}
+
+// ToolResult is the answer to one Vapi tool call.
+type ToolResult struct {
+	ToolCallID string `json:"toolCallId"`
+	Name       string `json:"name,omitempty"`
+	Result     string `json:"result,omitempty"`
+	Error      string `json:"error,omitempty"`
+}
+
+// WebhookService stores provider events durably and answers the synchronous
+// ones.
+type WebhookService interface {
+	// Store routes ev, stores it once (a repeated dedup key changes nothing) and
+	// enqueues its processing job in the same transaction. duplicate is true
+	// when the event was already stored.
+	Store(ctx context.Context, ev InboundEvent) (routed Routed, duplicate bool, err error)
+	// Route finds the org of an event without storing anything.
+	Route(ctx context.Context, provider string, r Route) (Routed, error)
+	// TakeMessage stores a note on the contact of callerNumber in org.
+	TakeMessage(ctx context.Context, org Routed, callerNumber, name, message string) error
+}
+
+// PhoneNumber is a number in the registry that routes provider events to an org.
+type PhoneNumber struct {
+	ID          string    `json:"id"`
+	E164        string    `json:"e164"`
+	Provider    string    `json:"provider"`
+	ProviderID  *string   `json:"provider_id"`
+	AssistantID *string   `json:"assistant_id"`
+	Label       string    `json:"label"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Call is a phone or web call handled by the assistant.
+type Call struct {
+	ID                string     `json:"id"`
+	ProviderCallID    string     `json:"provider_call_id"`
+	Direction         *string    `json:"direction"`
+	Status            string     `json:"status"`
+	FromNumber        *string    `json:"from_number"`
+	ToNumber          *string    `json:"to_number"`
+	ContactID         *string    `json:"contact_id"`
+	AssistantID       *string    `json:"assistant_id"`
+	PhoneNumberID     *string    `json:"phone_number_id"`
+	StartedAt         *time.Time `json:"started_at"`
+	EndedAt           *time.Time `json:"ended_at"`
+	DurationSeconds   *float64   `json:"duration_seconds"`
+	EndedReason       *string    `json:"ended_reason"`
+	CostUSD           *float64   `json:"cost_usd"`
+	Summary           *string    `json:"summary"`
+	SuccessEvaluation *string    `json:"success_evaluation"`
+	CreatedAt         time.Time  `json:"created_at"`
+	UpdatedAt         time.Time  `json:"updated_at"`
+}
+
+// CallDetail is a call with its transcript and analysis.
+type CallDetail struct {
+	Call
+	Transcript     *string         `json:"transcript"`
+	Messages       json.RawMessage `json:"messages"`
+	StructuredData json.RawMessage `json:"structured_data"`
+	RecordingURL   *string         `json:"recording_url"`
+}
+
+// Media is an attachment of an SMS.
+type Media struct {
+	URL         string `json:"url"`
+	ContentType string `json:"content_type"`
+}
+
+// Message is an SMS.
+type Message struct {
+	ID                string    `json:"id"`
+	ProviderMessageID string    `json:"provider_message_id"`
+	Direction         string    `json:"direction"`
+	FromNumber        *string   `json:"from_number"`
+	ToNumber          *string   `json:"to_number"`
+	Body              string    `json:"body"`
+	Status            string    `json:"status"`
+	Media             []Media   `json:"media"`
+	ContactID         *string   `json:"contact_id"`
+	CreatedAt         time.Time `json:"created_at"`
+	UpdatedAt         time.Time `json:"updated_at"`
+}
+
+// Contact is a caller or texter, one per E.164 number per org.
+type Contact struct {
+	ID           string    `json:"id"`
+	PhoneNumber  string    `json:"phone_number"`
+	Name         *string   `json:"name"`
+	Email        *string   `json:"email"`
+	Notes        string    `json:"notes"`
+	FirstSeenAt  time.Time `json:"first_seen_at"`
+	LastSeenAt   time.Time `json:"last_seen_at"`
+	CallCount    int       `json:"call_count"`
+	MessageCount int       `json:"message_count"`
+}
+
+// ContactDetail is a contact with their recent calls and messages.
+type ContactDetail struct {
+	Contact
+	RecentCalls    []Call    `json:"recent_calls"`
+	RecentMessages []Message `json:"recent_messages"`
+}
+
+// ContactUpdate changes a contact; nil fields are unchanged.
+type ContactUpdate struct {
+	Name  *string
+	Email *string
+	Notes *string
+}
+
+// Page is a list position: at most Limit items after the opaque Cursor.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// CallFilter narrows a call list.
+type CallFilter struct {
+	Status string
+	From   *time.Time
+	To     *time.Time
+	Q      string
+}
+
+// Stats summarizes an org's activity over a period.
+type Stats struct {
+	Calls              int            `json:"calls"`
+	Answered           int            `json:"answered"`
+	AvgDurationSeconds float64        `json:"avg_duration_seconds"`
+	ByDay              []DayCount     `json:"by_day"`
+	ByOutcome          map[string]int `json:"by_outcome"`
+	MessagesIn         int            `json:"messages_in"`
+	MessagesOut        int            `json:"messages_out"`
+}
+
+// DayCount is the number of calls on one day (UTC).
+type DayCount struct {
+	Date  string `json:"date"`
+	Calls int    `json:"calls"`
+}
+
+// VoiceService serves an org's calls, messages, contacts, stats and phone
+// numbers. Lists return the next cursor, "" at the end.
+type VoiceService interface {
+	ListCalls(ctx context.Context, p *Principal, f CallFilter, pg Page) ([]Call, string, error)
+	// Call returns a call with its transcript; each read is audited.
+	Call(ctx context.Context, p *Principal, id, ip string) (*CallDetail, error)
+	ListMessages(ctx context.Context, p *Principal, contactID string, pg Page) ([]Message, string, error)
+	ListContacts(ctx context.Context, p *Principal, pg Page) ([]Contact, string, error)
+	Contact(ctx context.Context, p *Principal, id string) (*ContactDetail, error)
+	UpdateContact(ctx context.Context, p *Principal, id string, u ContactUpdate) (*Contact, error)
+	Stats(ctx context.Context, p *Principal, from, to *time.Time) (*Stats, error)
+	PhoneNumbers(ctx context.Context, p *Principal) ([]PhoneNumber, error)
+	AddPhoneNumber(ctx context.Context, p *Principal, n PhoneNumber) (*PhoneNumber, error)
+	DeletePhoneNumber(ctx context.Context, p *Principal, id string) error
+}
