@@ -196,3 +196,20 @@ type VoiceService interface {
 	AddPhoneNumber(ctx context.Context, p *Principal, n PhoneNumber) (*PhoneNumber, error)
 	DeletePhoneNumber(ctx context.Context, p *Principal, id string) error
 }
+
+// ProcessEventArgs is the background job that turns a stored webhook event into
+// calls, messages and contacts. Its Kind method makes it a River job.
+type ProcessEventArgs struct {
+	EventID int64 `json:"event_id"`
+}
+
+// Kind names the job.
+func (ProcessEventArgs) Kind() string { return "process_webhook_event" }
+
+// JobCounts are the background jobs by state, for /health and /metrics.
+type JobCounts struct {
+	Queued    int `json:"queued"`
+	Running   int `json:"running"`
+	Retrying  int `json:"retrying"`
+	Discarded int `json:"discarded"`
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/voxanne/voxanne"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -35,5 +37,23 @@ func DatabaseCheck(db Pinger) Check {
 			details["pool_idle"] = st.IdleConns()
 		}
 		return details, nil
+	}
+}
+
+// JobsCheck reports the job queue and the count of unroutable events. Discarded
+// jobs (retries exhausted) are shown, not failed on: they need an operator, not
+// a restart, and a 503 would take the instance out of a load balancer.
+func JobsCheck(counts func(context.Context) (voxanne.JobCounts, error), unroutable func(context.Context) (int, error)) Check {
+	return func(ctx context.Context) (map[string]any, error) {
+		c, err := counts(ctx)
+		if err != nil {
+			return nil, errors.New("job queue unreadable")
+		}
+		n, err := unroutable(ctx)
+		if err != nil {
+			return nil, errors.New("job queue unreadable")
+		}
+		return map[string]any{"queued": c.Queued, "running": c.Running, "retrying": c.Retrying,
+			"discarded": c.Discarded, "unroutable_events": n}, nil
 	}
 }

@@ -31,6 +31,7 @@ type world struct {
 	inviteA               string // an open invitation of A
 	secrets               []string
 	seq                   atomic.Int64
+	voiceA                voiceFixture // a call, contact, message and number of A
 }
 
 func newWorld(t *testing.T, opts testenv.Options) *world {
@@ -50,6 +51,8 @@ func newWorld(t *testing.T, opts testenv.Options) *world {
 	// What must never appear in an answer to org B.
 	w.secrets = []string{w.orgA, "Alpha Clinic", "owner-a@example.com", "admin-a@example.com",
 		"member-a@example.com", "guest-a@example.com", w.inviteA, w.adminA.User.ID, w.membA.User.ID, w.ownerA.User.ID}
+	w.voiceA = seedVoice(t, e, w.orgA)
+	w.secrets = append(w.secrets, w.voiceA.secrets...)
 	return w
 }
 
@@ -160,6 +163,45 @@ func routeCases() []routeCase {
 		{pattern: "GET /api/org/audit-log", minRole: "admin", want: 200, build: fixed("GET", "/api/org/audit-log", nil)},
 		{pattern: "GET /api/org/audit-log/export", minRole: "admin", want: 200, build: fixed("GET", "/api/org/audit-log/export", nil)},
 		{pattern: "GET /api/org/audit-log/verify", minRole: "admin", want: 200, build: fixed("GET", "/api/org/audit-log/verify", nil)},
+		// Voice data: org A's fixture (seedVoice) is the target of B's requests.
+		{pattern: "GET /api/calls", want: 200, build: fixed("GET", "/api/calls", nil)},
+		{pattern: "GET /api/calls", name: "search", want: 200, build: fixed("GET", "/api/calls?q=kneecap&status=ended&from=2000-01-01", nil)},
+		{pattern: "GET /api/calls/{id}", want: 200,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"GET", "/api/calls/" + w.voiceA.callID, nil}
+			},
+			cross: func(t *testing.T, w *world) req { return req{"GET", "/api/calls/" + w.voiceA.callID, nil} }},
+		{pattern: "GET /api/messages", want: 200,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"GET", "/api/messages?contact_id=" + w.voiceA.contactID, nil}
+			}},
+		{pattern: "GET /api/contacts", want: 200, build: fixed("GET", "/api/contacts", nil)},
+		{pattern: "GET /api/contacts/{id}", want: 200,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"GET", "/api/contacts/" + w.voiceA.contactID, nil}
+			},
+			cross: func(t *testing.T, w *world) req { return req{"GET", "/api/contacts/" + w.voiceA.contactID, nil} }},
+		{pattern: "PATCH /api/contacts/{id}", want: 200,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"PATCH", "/api/contacts/" + w.voiceA.contactID, map[string]any{"notes": "called back"}}
+			},
+			cross: func(t *testing.T, w *world) req {
+				return req{"PATCH", "/api/contacts/" + w.voiceA.contactID, map[string]any{"name": "Bravo was here", "notes": "B"}}
+			}},
+		{pattern: "GET /api/stats", want: 200, build: fixed("GET", "/api/stats?from=2000-01-01", nil)},
+		{pattern: "GET /api/phone-numbers", want: 200, build: fixed("GET", "/api/phone-numbers", nil)},
+		{pattern: "POST /api/phone-numbers", minRole: "admin", want: 201,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				n := w.seq.Add(1)
+				return req{"POST", "/api/phone-numbers", map[string]any{"e164": fmt.Sprintf("+1628555%04d", n),
+					"provider": "vapi", "provider_id": fmt.Sprintf("pn-fresh-%d", n), "label": "Front desk"}}
+			}},
+		{pattern: "DELETE /api/phone-numbers/{id}", minRole: "admin", want: 204,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				id := insertRow(t, w.e, "phone_numbers", w.orgA, map[string]any{"e164": fmt.Sprintf("+1628556%04d", w.seq.Add(1))})
+				return req{"DELETE", "/api/phone-numbers/" + id, nil}
+			},
+			cross: func(t *testing.T, w *world) req { return req{"DELETE", "/api/phone-numbers/" + w.voiceA.phoneID, nil} }},
 	}
 }
 

@@ -57,12 +57,15 @@ type Server struct {
 	Webhooks voxanne.WebhookService
 	// Webhook verification settings.
 	WebhookConfig WebhookConfig
+	// Jobs counts background jobs for /metrics.
+	Jobs func(context.Context) (voxanne.JobCounts, error)
 
-	mux        *http.ServeMux
-	routes     []string
-	metrics    *metrics
-	apiMetrics *apiMetrics
-	limits     limiters
+	mux             *http.ServeMux
+	routes          []string
+	webhookOutcomes *prometheus.CounterVec
+	metrics         *metrics
+	apiMetrics      *apiMetrics
+	limits          limiters
 }
 
 type limiters struct {

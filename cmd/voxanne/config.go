@@ -38,6 +38,7 @@ type Config struct {
 	SentryDSN         string
 	LogFormat         string
 	RateLimits        voxhttp.RateLimits
+	Workers           int
 	Demo              bool
 }
 
@@ -87,6 +88,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	rlVerify := rs.add("VOXANNE_RATE_LIMIT_VERIFY", "rate-limit-verify", "30/5m", "per client IP on /verify", false)
 	rlRecover := rs.add("VOXANNE_RATE_LIMIT_RECOVER", "rate-limit-recover", "30/5m", "per client IP on /recover", false)
 	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "per email address on password sign-in", false)
+	workers := rs.add("VOXANNE_WORKERS", "workers", "10", "background jobs run at once", false)
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
 	for _, s := range rs.list {
@@ -200,6 +202,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		if *r.dst, err = voxhttp.ParseRate(*r.raw); err != nil {
 			return nil, bad(r.env, err.Error())
 		}
+	}
+	if c.Workers, err = strconv.Atoi(*workers); err != nil || c.Workers < 1 || c.Workers > 1000 {
+		return nil, bad("VOXANNE_WORKERS", "want a whole number from 1 to 1000")
 	}
 	switch *logFormat {
 	case "":

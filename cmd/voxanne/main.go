@@ -22,6 +22,8 @@ Usage:
   voxanne migrate up|down N|status   apply, revert or list database migrations
   voxanne keys list|rotate|revoke KID  list, rotate or revoke token signing keys
   voxanne token service-role [--ttl 1h] print a service_role JWT for admin calls
+  voxanne webhook send vapi|twilio-sms FILE [--url URL] [--new-id]
+                                     sign and send a sample event (webhook/testdata/)
   voxanne version                    print the version
 
 Every setting is an environment variable (see README.md), also a serve flag.
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeys(ctx, rest, stdout, stderr)
 	case "token":
 		err = cmdToken(ctx, rest, stdout, stderr)
+	case "webhook":
+		err = cmdWebhook(ctx, rest, stdout, stderr)
 	default:
 		err = usageError(fmt.Sprintf("unknown command %q", cmd))
 	}

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	voxhttp "github.com/voxanne/voxanne/http"
+	"github.com/voxanne/voxanne/jobs"
 	"github.com/voxanne/voxanne/postgres"
+	"github.com/voxanne/voxanne/webhook"
 )
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -30,6 +32,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(cfg.LogFormat, stderr)
 	started := time.Now()
+	if cfg.Demo {
+		// The demo feeds itself through the signed webhook path: it needs secrets
+		// even when none are configured.
+		if cfg.VapiSecret == "" {
+			cfg.VapiSecret = randomSecret()
+		}
+		if cfg.TwilioToken == "" {
+			cfg.TwilioToken = randomSecret()
+		}
+	}
 
 	// Listen first: a busy port should fail before a database is started.
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -60,6 +72,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 	wg.Go(func() { pruneRevocations(bg, db.DB, log) })
 
+	ingest := postgres.NewIngestStore(db.DB, nil)
+	runner, err := jobs.New(db.Owner, ingest, jobs.Config{Workers: cfg.Workers, Logger: log})
+	if err != nil {
+		return err
+	}
+	ingest.SetJobs(runner)
+	wg.Go(func() {
+		if err := runner.Run(bg); err != nil {
+			log.Error("background jobs", "error", err)
+		}
+	})
+
 	srv := &voxhttp.Server{
 		Logger:  log,
 		Version: version,
@@ -67,10 +91,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Checks: map[string]voxhttp.Check{
 			"database": voxhttp.DatabaseCheck(db.DB),
 			"auth":     authCheck(auth.keys),
+			"jobs":     voxhttp.JobsCheck(ingest.JobCounts, ingest.UnroutableCount),
 		},
+		Webhooks: ingest,
+		Jobs:     ingest.JobCounts,
+		WebhookConfig: voxhttp.WebhookConfig{PublicURL: cfg.PublicURL,
+			Vapi:         webhook.VapiSecrets{Current: cfg.VapiSecret, Previous: cfg.VapiSecretPrev},
+			TwilioTokens: []string{cfg.TwilioToken, cfg.TwilioTokenPrev}},
 		Auth:           auth.svc,
 		Authenticator:  auth.authn,
 		Orgs:           postgres.NewOrgStore(db.DB, auth.svc),
+		Voice:          postgres.NewVoiceStore(db.DB),
 		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,
@@ -86,6 +117,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup", time.Since(started).Round(time.Millisecond))
 
+	if cfg.Demo {
+		if err := seedDemo(ctx, cfg, "http://"+ln.Addr().String(), db.DB, auth, stdout, log); err != nil {
+			log.Error("demo seeding failed", "error", err)
+		}
+	}
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)

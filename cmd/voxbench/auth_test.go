@@ -256,9 +256,10 @@ func TestUsage(t *testing.T) {
 			t.Errorf("--help does not explain %s", f)
 		}
 	}
+	t.Setenv("VOXANNE_VAPI_SECRET", "")
 	code, _, stderr = runVoxbench(t, "ingest")
-	if code != 2 || !strings.Contains(stderr, "not implemented yet") {
-		t.Errorf("ingest: exit %d, stderr %q", code, stderr)
+	if code != 2 || !strings.Contains(stderr, "VOXANNE_VAPI_SECRET") {
+		t.Errorf("ingest without a secret: exit %d, stderr %q", code, stderr)
 	}
 	if code, _, _ := runVoxbench(t, "bogus"); code != 2 {
 		t.Errorf("unknown command: exit %d", code)

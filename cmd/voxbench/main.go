@@ -3,7 +3,8 @@
 // machines it runs on must never send load anywhere else.
 //
 //	voxbench auth [flags]     sign up users, then hammer an authenticated /api route
-//	voxbench ingest [flags]   webhook ingestion load (not implemented yet)
+//	voxbench ingest [flags]   sign up one user, register a Vapi number, then load the
+//	                          signed webhook path and wait for the events to be processed
 package main
 
 import (
@@ -21,12 +22,14 @@ const usage = `voxbench: load generator for a Voxanne server on this machine.
 
 Usage:
   voxbench auth [flags]     sign up users, then load an authenticated /api route
-  voxbench ingest [flags]   load the webhook ingestion path (not implemented yet)
+  voxbench ingest [flags]   load the webhook ingestion path with signed Vapi
+                            end-of-call-reports and measure their processing
 
-"voxbench auth --help" lists the auth flags. Only loopback targets are allowed
-(127.0.0.0/8, ::1, localhost); any other --url is refused.
-Exit codes: 0 success, 1 failure (set-up failed or more than 1% of requests
-failed), 2 bad usage.
+"voxbench auth --help" and "voxbench ingest --help" list the flags. Only
+loopback targets are allowed (127.0.0.0/8, ::1, localhost); any other --url is
+refused.
+Exit codes: 0 success, 1 failure (set-up failed, more than 1% of requests
+failed, or with ingest: processing did not finish within --drain), 2 bad usage.
 `
 
 func main() {

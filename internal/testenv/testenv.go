@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/voxanne/voxanne/auth"
+	"github.com/voxanne/voxanne/jobs"
+	"github.com/voxanne/voxanne/webhook"
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth/token"
@@ -41,7 +43,17 @@ type Options struct {
 	Mailer voxanne.Mailer
 	// DB replaces the fresh database (for layer knock-out tests).
 	DB *postgres.DB
+	// Webhook secrets; defaults VapiSecret and TwilioToken.
+	VapiSecret, VapiSecretPrev, TwilioToken, TwilioTokenPrev string
+	// NoJobWorkers leaves stored events unprocessed (jobs only queue).
+	NoJobWorkers bool
 }
+
+// Default webhook secrets of test environments.
+const (
+	VapiSecret  = "vapi-test-secret"
+	TwilioToken = "twilio-test-token"
+)
 
 // Env is a running test server.
 type Env struct {
@@ -60,6 +72,10 @@ type Env struct {
 	// Live receives the revocation feed's state changes (true: connected).
 	Live chan bool
 	Orgs *postgres.OrgStore
+	// Ingest stores and processes webhook events.
+	Ingest *postgres.IngestStore
+	// Jobs is the River client working the event jobs.
+	Jobs *jobs.Runner
 	// Handler is the server whose router the test server runs.
 	Handler *voxhttp.Server
 }
@@ -187,7 +203,30 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	srv.Authenticator = e.Authn
 	e.Orgs = postgres.NewOrgStore(db, e.Auth)
 	srv.Orgs = e.Orgs
+	srv.Voice = postgres.NewVoiceStore(db)
 	e.Handler = srv
+	if opts.VapiSecret == "" {
+		opts.VapiSecret = VapiSecret
+	}
+	if opts.TwilioToken == "" {
+		opts.TwilioToken = TwilioToken
+	}
+	e.Ingest = postgres.NewIngestStore(db, nil)
+	runner, err := jobs.New(db.Owner, e.Ingest, jobs.Config{Workers: 4, Logger: logger, InsertOnly: opts.NoJobWorkers})
+	if err != nil {
+		t.Fatalf("testenv: jobs: %v", err)
+	}
+	e.Ingest.SetJobs(runner)
+	e.Jobs = runner
+	jobsCtx, stopJobs := context.WithCancel(context.Background())
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); _ = runner.Run(jobsCtx) }()
+	t.Cleanup(func() { stopJobs(); <-jobsDone })
+	srv.Webhooks, srv.Jobs = e.Ingest, e.Ingest.JobCounts
+	srv.Checks["jobs"] = voxhttp.JobsCheck(e.Ingest.JobCounts, e.Ingest.UnroutableCount)
+	srv.WebhookConfig = voxhttp.WebhookConfig{PublicURL: e.URL,
+		Vapi:         webhook.VapiSecrets{Current: opts.VapiSecret, Previous: opts.VapiSecretPrev},
+		TwilioTokens: []string{opts.TwilioToken, opts.TwilioTokenPrev}}
 	live := make(chan bool, 16)
 	listenCtx, stopListening := context.WithCancel(context.Background())
 	done := make(chan struct{})

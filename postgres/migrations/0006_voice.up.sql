@@ -124,8 +124,11 @@ end
 $$;
 
 grant select, insert, update, delete on phone_numbers, contacts, calls, messages to voxanne_tenant;
--- Raw events: the tenant role may read its own org's, never write them.
+-- Raw events: the tenant role reads its own org's and marks them processed (the
+-- job does so in the same transaction as the data it writes); it never changes
+-- what was received.
 grant select on webhook_events to voxanne_tenant;
+grant update (status, processed_at) on webhook_events to voxanne_tenant;
 grant select, insert, update, delete on phone_numbers, contacts, calls, messages, webhook_events to voxanne_auth;
 grant usage, select on sequence webhook_events_id_seq to voxanne_auth;
 

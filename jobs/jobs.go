@@ -1,0 +1,105 @@
+// Package jobs runs Voxanne's background work with River inside `voxanne
+// serve`: the worker that turns stored webhook events into calls, messages and
+// contacts, with retries and backoff.
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/voxanne/voxanne"
+)
+
+// MaxAttempts is how often a job runs before River discards it; a discarded job
+// stays in river_job, visible in /health and /metrics.
+const MaxAttempts = 10
+
+// EventProcessor processes one stored webhook event.
+type EventProcessor interface {
+	ProcessEvent(ctx context.Context, id int64) error
+}
+
+// eventWorker runs ProcessEventArgs jobs.
+type eventWorker struct {
+	river.WorkerDefaults[voxanne.ProcessEventArgs]
+	p EventProcessor
+}
+
+func (w *eventWorker) Work(ctx context.Context, job *river.Job[voxanne.ProcessEventArgs]) error {
+	return w.p.ProcessEvent(ctx, job.Args.EventID)
+}
+
+// Timeout bounds one attempt.
+func (w *eventWorker) Timeout(*river.Job[voxanne.ProcessEventArgs]) time.Duration {
+	return 30 * time.Second
+}
+
+// Config configures the job runner.
+type Config struct {
+	// Workers is how many jobs run at once (default 10).
+	Workers int
+	Logger  *slog.Logger
+	// Insert only: no workers run (for commands that only enqueue).
+	InsertOnly bool
+}
+
+// Runner is the River client.
+type Runner struct {
+	*river.Client[pgx.Tx]
+	insertOnly bool
+}
+
+// New builds the River client on pool with the event worker.
+func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 10
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &eventWorker{p: p}); err != nil {
+		return nil, err
+	}
+	rc := &river.Config{
+		Logger:      cfg.Logger,
+		MaxAttempts: MaxAttempts,
+		Workers:     workers,
+	}
+	if !cfg.InsertOnly {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		rc.FetchCooldown = 20 * time.Millisecond
+		rc.FetchPollInterval = 250 * time.Millisecond
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	return &Runner{Client: c, insertOnly: cfg.InsertOnly}, nil
+}
+
+// Run works jobs until ctx ends, then stops gracefully: jobs in flight finish
+// (up to a deadline) and the rest stay queued for the next start.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.insertOnly {
+		return nil
+	}
+	if err := r.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("jobs: start: %w", err)
+	}
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Stop(stopCtx); err != nil {
+		// Past the deadline: cancel what still runs; River retries it later.
+		return r.StopAndCancel(context.Background())
+	}
+	return nil
+}
