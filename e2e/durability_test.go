@@ -124,7 +124,9 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	drain := time.Now().Add(60 * time.Second)
+	// Jobs the killed instance had started are rescued once River's rescuer sees
+	// them stuck (20 s, checked every 30 s), then retried.
+	drain := time.Now().Add(120 * time.Second)
 	for {
 		var pending int
 		if err := conn.QueryRow(ctx, `select count(*) from webhook_events where status = 'pending'`).Scan(&pending); err != nil {

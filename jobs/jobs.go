@@ -37,9 +37,14 @@ func (w *eventWorker) Work(ctx context.Context, job *river.Job[voxanne.ProcessEv
 }
 
 // Timeout bounds one attempt.
-func (w *eventWorker) Timeout(*river.Job[voxanne.ProcessEventArgs]) time.Duration {
-	return 30 * time.Second
-}
+func (w *eventWorker) Timeout(*river.Job[voxanne.ProcessEventArgs]) time.Duration { return jobTimeout }
+
+// jobTimeout bounds one attempt; a job still marked running well past it was
+// left by a killed instance and is rescued (retried) after rescueAfter.
+const (
+	jobTimeout  = 15 * time.Second
+	rescueAfter = 20 * time.Second
+)
 
 // Config configures the job runner.
 type Config struct {
@@ -69,9 +74,11 @@ func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	rc := &river.Config{
-		Logger:      cfg.Logger,
-		MaxAttempts: MaxAttempts,
-		Workers:     workers,
+		Logger:               cfg.Logger,
+		MaxAttempts:          MaxAttempts,
+		Workers:              workers,
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: rescueAfter,
 	}
 	if !cfg.InsertOnly {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
