@@ -377,7 +377,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	line(out, "rate", "%.1f events/s (%d in %.3fs from the start of the load)", rep.ProcessingPerSecond, rep.EventsProcessed, rep.ProcessingSeconds)
 	switch {
 	case dr.done:
-		line(out, "kept up", "yes: drained %.3fs after the load ended", *rep.DrainSeconds)
+		line(out, "kept up", "yes, within --drain %v: drained %.3fs after the load ended", cfg.drain, *rep.DrainSeconds)
 	case dr.interrupted:
 		line(out, "kept up", "unknown: interrupted with %d of %d processed", rep.EventsProcessed, rep.EventsExpected)
 	default:
@@ -658,6 +658,8 @@ func (b *bench) waitCalls(ctx context.Context, want int, deadline time.Time) dra
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
+			// A run interrupted during the load reads once and lands here.
+			r.interrupted = ctx.Err() != nil
 			return r
 		}
 		t := time.NewTimer(min(left, max(0, pollInterval-time.Since(start))))
