@@ -715,6 +715,8 @@ func TestOrgCreate(t *testing.T) {
 			r := orgRequest(t, e, u.AccessToken, "POST", "/api/orgs", c.body)
 			orgExpectError(t, r, http.StatusBadRequest, "validation_failed", c.name)
 		}
+		big := orgRequest(t, e, u.AccessToken, "POST", "/api/orgs", map[string]any{"name": strings.Repeat("a", 1<<20)})
+		orgExpectError(t, big, http.StatusRequestEntityTooLarge, "request_entity_too_large", "body over 1 MiB")
 		r := orgRequest(t, e, u.AccessToken, "GET", "/api/me", nil)
 		if n := len(r.JSON(t)["orgs"].([]any)); n != 4 {
 			t.Errorf("caller has %d orgs after the rejected creations, want 4", n)
@@ -783,6 +785,11 @@ func TestOrgSwitch(t *testing.T) {
 		orgWorks(t, e, u.AccessToken, home, "old token")
 		if org, role := orgOfToken(t, u.AccessToken); org != home || role != "owner" {
 			t.Errorf("old token: %q %q", org, role)
+		}
+		// The old session stays in its org when refreshed, too.
+		s := orgRefresh(t, e, u.RefreshToken)
+		if org, role := orgOfToken(t, s.AccessToken); org != home || role != "owner" {
+			t.Errorf("refreshed old session: %q %q, want %s owner", org, role, home)
 		}
 	})
 	t.Run("errors", func(t *testing.T) {
@@ -1320,9 +1327,9 @@ func TestOrgInvitations(t *testing.T) {
 				t.Errorf("the list reveals the secret: %s", r.Body)
 			}
 		}
-		// Other orgs see nothing of it.
-		if items, _ := list(t, other.AccessToken); len(items) != 0 {
-			t.Errorf("another org lists %v", items)
+		// Other orgs see nothing of it; an empty list is [], not null.
+		if items, r := list(t, other.AccessToken); len(items) != 0 || strings.TrimSpace(string(r.Body)) != "[]" {
+			t.Errorf("another org lists %s", r.Body)
 		}
 	})
 
@@ -1894,6 +1901,9 @@ func TestOrgAuditExportAndVerify(t *testing.T) {
 		orgExpect(t, r, http.StatusOK, "export of an empty log")
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-ndjson") || len(r.Body) != 0 {
 			t.Errorf("empty export: Content-Type %q, body %q", ct, r.Body)
+		}
+		if data, next := orgAuditPage(t, e, fresh.AccessToken, ""); len(data) != 0 || next != nil {
+			t.Errorf("audit log of a fresh org: %v, next %v", data, next)
 		}
 		if valid, entries := orgVerify(t, e, fresh.AccessToken); !valid || entries != 0 {
 			t.Errorf("verify of an empty log: valid %v entries %d", valid, entries)
