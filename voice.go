@@ -3,6 +3,7 @@ package voxanne
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -200,7 +201,8 @@ type VoiceService interface {
 // ProcessEventArgs is the background job that turns a stored webhook event into
 // calls, messages and contacts. Its Kind method makes it a River job.
 type ProcessEventArgs struct {
-	EventID int64 `json:"event_id"`
+	EventID int64  `json:"event_id"`
+	OrgID   string `json:"org_id"`
 }
 
 // Kind names the job.
@@ -213,3 +215,8 @@ type JobCounts struct {
 	Retrying  int `json:"retrying"`
 	Discarded int `json:"discarded"`
 }
+
+// ErrBusy tells a background job that its work is being done elsewhere right
+// now (another batch holds the org): it should run again shortly without
+// counting an attempt.
+var ErrBusy = errors.New("busy: another batch of this org is running")

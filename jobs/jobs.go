@@ -5,6 +5,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -23,7 +24,7 @@ const MaxAttempts = 10
 
 // EventProcessor processes one stored webhook event.
 type EventProcessor interface {
-	ProcessEvent(ctx context.Context, id int64) error
+	ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error
 }
 
 // eventWorker runs ProcessEventArgs jobs.
@@ -33,8 +34,15 @@ type eventWorker struct {
 }
 
 func (w *eventWorker) Work(ctx context.Context, job *river.Job[voxanne.ProcessEventArgs]) error {
-	return w.p.ProcessEvent(ctx, job.Args.EventID)
+	err := w.p.ProcessEvent(ctx, job.Args)
+	if errors.Is(err, voxanne.ErrBusy) {
+		return river.JobSnooze(busyRetry)
+	}
+	return err
 }
+
+// busyRetry is how soon a job whose org was busy runs again.
+const busyRetry = 50 * time.Millisecond
 
 // Timeout bounds one attempt.
 func (w *eventWorker) Timeout(*river.Job[voxanne.ProcessEventArgs]) time.Duration { return jobTimeout }
@@ -48,7 +56,7 @@ const (
 
 // Config configures the job runner.
 type Config struct {
-	// Workers is how many jobs run at once (default 10).
+	// Workers is how many jobs run at once (default 20).
 	Workers int
 	Logger  *slog.Logger
 	// Insert only: no workers run (for commands that only enqueue).
@@ -64,7 +72,7 @@ type Runner struct {
 // New builds the River client on pool with the event worker.
 func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
 	if cfg.Workers <= 0 {
-		cfg.Workers = 10
+		cfg.Workers = 20
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -82,7 +90,7 @@ func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
 	}
 	if !cfg.InsertOnly {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
-		rc.FetchCooldown = 20 * time.Millisecond
+		rc.FetchCooldown = 10 * time.Millisecond
 		rc.FetchPollInterval = 250 * time.Millisecond
 	}
 	c, err := river.NewClient(riverpgxv5.New(pool), rc)

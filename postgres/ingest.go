@@ -17,9 +17,11 @@ import (
 	"github.com/voxanne/voxanne/webhook"
 )
 
-// JobInserter enqueues a job inside a caller's transaction (a River client).
+// JobInserter enqueues a job inside a caller's transaction, and drops jobs made
+// redundant (a River client).
 type JobInserter interface {
 	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	JobDeleteMany(ctx context.Context, params *river.JobDeleteManyParams) (*river.JobDeleteManyResult, error)
 }
 
 // IngestStore stores verified webhook events and processes them into calls,
@@ -76,34 +78,51 @@ func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Rout
 // Store routes and stores an event once, enqueuing its job in the same
 // transaction; an unroutable event is kept, marked so, and attached to no org.
 func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxanne.Routed, bool, error) {
-	routed, err := s.Route(ctx, ev.Provider, ev.Route)
-	if err != nil {
-		return routed, false, err
-	}
-	status := "pending"
-	if routed.OrgID == "" {
-		status = "unroutable"
+	var routed voxanne.Routed
+	if ev.Route.MessageSid != "" {
+		// Status callbacks follow their message, which needs its own lookup.
+		var err error
+		if routed, err = s.Route(ctx, ev.Provider, ev.Route); err != nil {
+			return routed, false, err
+		}
 	}
 	duplicate := false
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var id int64
+		var org *string
+		// Routing happens inside the insert (one round trip fewer per event).
 		err := tx.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, status)
-			values ($1, $2, $3, nullif($4, '')::uuid, $5, $6) on conflict (dedup_key) do nothing returning id`,
-			ev.Provider, ev.EventType, ev.DedupKey, routed.OrgID, ev.Payload, status).Scan(&id)
+			select $1, $2, $3, o.org_id, $4, case when o.org_id is null then 'unroutable' else 'pending' end
+			from (select coalesce(nullif($5, '')::uuid, (select org_id from route_phone_number($1, $6, $7, $8))) as org_id) o
+			on conflict (dedup_key) do nothing returning id, org_id::text`,
+			ev.Provider, ev.EventType, ev.DedupKey, ev.Payload, routed.OrgID,
+			nullable(ev.Route.ProviderNumberID), nullable(ev.Route.AssistantID), nullable(ev.Route.E164)).Scan(&id, &org)
 		if errors.Is(err, pgx.ErrNoRows) {
 			duplicate = true
 			return nil
 		} else if err != nil {
 			return err
 		}
-		if status != "pending" {
-			return nil
+		if org == nil {
+			return nil // unroutable: kept, attached to no org, never processed
 		}
-		_, err = s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: id}, nil)
+		routed.OrgID = *org
+		res, err := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: routed.OrgID}, nil)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `update webhook_events set job_id = $2 where id = $1`, id, res.Job.ID)
 		return err
 	})
 	if err != nil {
-		return routed, false, fmt.Errorf("store event: %w", err)
+		return voxanne.Routed{}, false, fmt.Errorf("store event: %w", err)
+	}
+	if duplicate {
+		// Report the org the stored copy was routed to.
+		var org *string
+		if err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where dedup_key = $1`, ev.DedupKey).Scan(&org); err == nil && org != nil {
+			routed.OrgID = *org
+		}
 	}
 	return routed, duplicate, nil
 }
@@ -151,49 +170,174 @@ func (s *IngestStore) TakeMessage(ctx context.Context, org voxanne.Routed, calle
 	})
 }
 
+// batchSize bounds how many pending events of one org a job takes along.
+const batchSize = 200
+
+// pendingEvent is a stored event waiting to be processed.
+type pendingEvent struct {
+	id            int64
+	provider, typ string
+	payload       []byte
+	jobID         int64
+}
+
 // ProcessEvent turns a stored event into calls, messages and contacts, in the
-// event's org. It is idempotent: a processed event is skipped, and everything it
-// writes commits together with marking it processed.
-func (s *IngestStore) ProcessEvent(ctx context.Context, id int64) error {
-	var (
-		provider, typ, status string
-		org                   *string
-		payload               []byte
-	)
-	err := s.db.Auth.QueryRow(ctx, `select provider, event_type, status, org_id::text, payload from webhook_events where id = $1`, id).
-		Scan(&provider, &typ, &status, &org, &payload)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && (status != "pending" || org == nil)) {
-		return nil // gone, done already, or never routed
-	} else if err != nil {
-		return fmt.Errorf("load event %d: %w", id, err)
-	}
-	p := voxanne.Principal{OrgID: *org, Role: "service_role"}
-	return s.db.InTenant(ctx, p, func(tx pgx.Tx) error {
-		// Lock the event row through the service role's view of it: a concurrent
-		// duplicate job waits, then sees it processed.
-		var still string
-		if err := tx.QueryRow(ctx, `select status from webhook_events where id = $1 for update`, id).Scan(&still); err != nil {
-			return fmt.Errorf("lock event %d: %w", id, err)
+// event's org, together with up to batchSize-1 other pending events of that org
+// in one transaction whose statements are sent in one pipeline: under load,
+// many small transactions become few large ones. If the batch fails, each event
+// is retried alone in a savepoint, so a bad one is rolled back by itself,
+// counted and left pending; from then on only its own job (or a fresh one made
+// here) takes it, and River backs off its retries. Processing is idempotent: a
+// processed event is skipped, and an event is marked processed in the same
+// transaction as what it wrote.
+func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error {
+	if job.OrgID == "" {
+		// Jobs enqueued before the org travelled with them.
+		var org *string
+		err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where id = $1`, job.EventID).Scan(&org)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && org == nil) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("load event %d: %w", job.EventID, err)
 		}
-		if still != "pending" {
+		job.OrgID = *org
+	}
+	// Under load most jobs find their event already done by an earlier batch:
+	// a single read answers that without a transaction or the org's lock.
+	var pending bool
+	if err := s.db.Auth.QueryRow(ctx, `select status = 'pending' from webhook_events where id = $1`, job.EventID).Scan(&pending); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
-		var err error
-		switch provider {
-		case "vapi":
-			err = s.processVapi(ctx, tx, &p, payload)
-		case "twilio":
-			err = s.processTwilio(ctx, tx, &p, typ, payload)
+		return fmt.Errorf("load event %d: %w", job.EventID, err)
+	}
+	if !pending {
+		return nil
+	}
+	p := voxanne.Principal{OrgID: job.OrgID, Role: "service_role"}
+	var (
+		ownErr    error
+		redundant []int64 // jobs of other events this batch processed
+	)
+	err := s.db.InTenant(ctx, p, func(tx pgx.Tx) error {
+		// One batch per org at a time: batches of one org touch the same contacts
+		// and calls, and taking their row locks in event order would deadlock.
+		// Jobs of other orgs run in parallel; a job that found the org busy comes
+		// back shortly and usually finds its event processed by that batch.
+		var locked bool
+		if err := tx.QueryRow(ctx, `select pg_try_advisory_xact_lock(hashtextextended($1, 7))`, job.OrgID).Scan(&locked); err != nil {
+			return err
 		}
+		if !locked {
+			// Waiting here would hold a connection idle: let the job come back.
+			return voxanne.ErrBusy
+		}
+		// This commit need not wait for its WAL flush: River records the job done
+		// only afterwards, in a synchronous commit whose flush covers this one
+		// (WAL is flushed in order). A crash before that reruns the job, and
+		// processing is idempotent. The events themselves were stored with a
+		// synchronous commit before they were acknowledged.
+		if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `select id, provider, event_type, payload, coalesce(job_id, 0) from webhook_events
+			where org_id = coalesce($1, org_id) and status = 'pending' and (id = $2 or attempts = 0)
+			order by id limit $3`, s.db.org(&p), job.EventID, batchSize)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `update webhook_events set status = 'processed', processed_at = now() where id = $1`, id)
-		return err
+		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingEvent, error) {
+			var e pendingEvent
+			err := r.Scan(&e.id, &e.provider, &e.typ, &e.payload, &e.jobID)
+			return e, err
+		})
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		// Fast path: the whole batch in one pipeline.
+		if err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, events) }); err == nil {
+			for _, e := range events {
+				if e.id != job.EventID && e.jobID != 0 {
+					redundant = append(redundant, e.jobID)
+				}
+			}
+			return nil
+		}
+		// Slow path: one savepoint per event, to find and set aside the bad ones.
+		for _, e := range events {
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, []pendingEvent{e}) })
+			if err == nil {
+				continue
+			}
+			if _, uerr := tx.Exec(ctx, `update webhook_events set attempts = attempts + 1, last_error = left($2, 2000) where id = $1`,
+				e.id, err.Error()); uerr != nil {
+				return uerr
+			}
+			if e.id == job.EventID {
+				ownErr = fmt.Errorf("process event %d: %w", e.id, err)
+			} else if _, ierr := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: e.id, OrgID: job.OrgID}, nil); ierr != nil {
+				// Its own job may have finished already: make sure one retries it.
+				return ierr
+			}
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if len(redundant) > 0 {
+		// The other events' jobs have nothing left to do: drop those not yet
+		// started, so the queue does not churn through no-ops. Best effort: a job
+		// left behind finds its event processed and ends at once.
+		_, _ = s.jobs.JobDeleteMany(ctx, river.NewJobDeleteManyParams().IDs(redundant...).First(len(redundant)).
+			States(rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStateRetryable))
+	}
+	return ownErr
 }
 
-func (s *IngestStore) processVapi(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, payload []byte) error {
+// runEvents sends every statement of events, and marks them processed, in one
+// pipeline.
+func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, events []pendingEvent) error {
+	b := &pgx.Batch{}
+	ids := make([]int64, 0, len(events))
+	for _, e := range events {
+		var err error
+		switch e.provider {
+		case "vapi":
+			err = s.queueVapi(b, p, e.payload)
+		case "twilio":
+			err = s.queueTwilio(b, p, e.typ, e.payload)
+		}
+		if err != nil {
+			return fmt.Errorf("event %d: %w", e.id, err)
+		}
+		ids = append(ids, e.id)
+	}
+	b.Queue(`update webhook_events set status = 'processed', processed_at = now() where id = any($1)`, ids)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueContact queues the upsert of the contact of number; it returns the
+// normalized number ("" when it is not a valid E.164 number: no contact).
+func (s *IngestStore) queueContact(b *pgx.Batch, p *voxanne.Principal, number, name string, at time.Time) string {
+	e164, ok := webhook.NormalizeE164(number)
+	if !ok {
+		return ""
+	}
+	b.Queue(`insert into contacts (org_id, phone_number, name, first_seen_at, last_seen_at)
+		values ($1, $2, nullif($3, ''), $4, $4)
+		on conflict (org_id, phone_number) do update set
+			name = coalesce(contacts.name, excluded.name),
+			first_seen_at = least(contacts.first_seen_at, excluded.first_seen_at),
+			last_seen_at = greatest(contacts.last_seen_at, excluded.last_seen_at),
+			updated_at = now()`, p.OrgID, e164, name, at)
+	return e164
+}
+
+// contactOf finds a contact by number inside a statement, after queueContact.
+const contactOf = `(select id from contacts where org_id = coalesce($1, org_id) and phone_number = $%d)`
+
+func (s *IngestStore) queueVapi(b *pgx.Batch, p *voxanne.Principal, payload []byte) error {
 	m, err := webhook.ParseVapi(payload)
 	if err != nil {
 		return fmt.Errorf("decode stored vapi event: %w", err)
@@ -214,16 +358,12 @@ func (s *IngestStore) processVapi(ctx context.Context, tx pgx.Tx, p *voxanne.Pri
 	if customer.Number == "" {
 		customer = m.Call.Customer
 	}
-	contactID, err := s.upsertContact(ctx, tx, p, customer.Number, customer.Name, at)
-	if err != nil {
-		return err
-	}
+	e164 := s.queueContact(b, p, customer.Number, customer.Name, at)
 	ours := m.PhoneNumber.Number
 	from, to := customer.Number, ours
 	if m.Direction() == "outbound" {
 		from, to = ours, customer.Number
 	}
-	phoneNumberID, _ := s.numberID(ctx, tx, p, m.PhoneNumberID())
 	startedAt, endedAt := m.StartedAt, m.EndedAt
 	if startedAt.IsZero() {
 		startedAt = m.Call.StartedAt
@@ -235,18 +375,21 @@ func (s *IngestStore) processVapi(ctx context.Context, tx pgx.Tx, p *voxanne.Pri
 	if cost == nil {
 		cost = m.Call.Cost
 	}
-	var inserted bool
 	// A call is created when the provider created it (call.createdAt), so lists
 	// and stats follow the calls' own times.
 	createdAt := m.Call.CreatedAt
 	if createdAt.IsZero() || createdAt.After(time.Now()) {
 		createdAt = time.Now()
 	}
-	err = tx.QueryRow(ctx, `insert into calls (org_id, provider_call_id, direction, status, status_rank, from_number, to_number,
+	// The call's upsert never moves it back to an earlier status; a new call
+	// counts once for its contact.
+	b.Queue(fmt.Sprintf(`with c as (
+		insert into calls (org_id, provider_call_id, direction, status, status_rank, from_number, to_number,
 			contact_id, assistant_id, phone_number_id, started_at, ended_at, duration_seconds, ended_reason, cost_usd,
 			summary, success_evaluation, transcript, messages, structured_data, recording_url, created_at)
-		values ($1, $2, $3, coalesce(nullif($4, ''), 'queued'), $5, $6, $7, nullif($8, '')::uuid, $9, nullif($10, '')::uuid,
-			$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+		values ($2, $3, $4, coalesce(nullif($5, ''), 'queued'), $6, $7, $8, `+contactOf+`, $10,
+			(select id from phone_numbers where org_id = coalesce($1, org_id) and provider_id = $11),
+			$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 		on conflict (org_id, provider_call_id) do update set
 			status = case when excluded.status_rank > calls.status_rank then excluded.status else calls.status end,
 			status_rank = greatest(calls.status_rank, excluded.status_rank),
@@ -268,32 +411,15 @@ func (s *IngestStore) processVapi(ctx context.Context, tx pgx.Tx, p *voxanne.Pri
 			structured_data = coalesce(excluded.structured_data, calls.structured_data),
 			recording_url = coalesce(excluded.recording_url, calls.recording_url),
 			updated_at = now()
-		returning (xmax = 0)`,
-		p.OrgID, m.CallID(), nullable(m.Direction()), status, rank, nullable(from), nullable(to), contactID,
-		nullable(m.AssistantID()), phoneNumberID, timeOrNil(startedAt), timeOrNil(endedAt), m.DurationSeconds(),
+		returning (xmax = 0) as inserted, contact_id)
+	update contacts set call_count = call_count + 1 from c
+	where c.inserted and contacts.org_id = coalesce($1, contacts.org_id) and contacts.id = c.contact_id`, 9),
+		s.db.org(p), p.OrgID, m.CallID(), nullable(m.Direction()), status, rank, nullable(from), nullable(to), e164,
+		nullable(m.AssistantID()), m.PhoneNumberID(), timeOrNil(startedAt), timeOrNil(endedAt), m.DurationSeconds(),
 		nullable(m.EndedReason), cost, nullable(m.Analysis.Summary), nullable(m.Analysis.SuccessEvaluation),
 		nullable(m.Artifact.Transcript), jsonOrNil(m.Artifact.Messages), jsonOrNil(m.Analysis.StructuredData),
-		nullable(m.Artifact.RecordingURL), createdAt).Scan(&inserted)
-	if err != nil {
-		return fmt.Errorf("upsert call: %w", err)
-	}
-	if inserted && contactID != "" {
-		_, err = tx.Exec(ctx, `update contacts set call_count = call_count + 1 where org_id = coalesce($1, org_id) and id = $2`, s.db.org(p), contactID)
-	}
-	return err
-}
-
-// numberID maps a provider's phone-number id to the registry's id in the org.
-func (s *IngestStore) numberID(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, providerID string) (string, error) {
-	if providerID == "" {
-		return "", nil
-	}
-	var id string
-	err := tx.QueryRow(ctx, `select id::text from phone_numbers where org_id = coalesce($1, org_id) and provider_id = $2`, s.db.org(p), providerID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	return id, err
+		nullable(m.Artifact.RecordingURL), createdAt)
+	return nil
 }
 
 func timeOrNil(t time.Time) *time.Time {
@@ -310,7 +436,18 @@ func jsonOrNil(b json.RawMessage) any {
 	return b
 }
 
-func (s *IngestStore) processTwilio(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, typ string, payload []byte) error {
+// insertMessage inserts a message once and counts it for its contact; $1 is the
+// org filter, $2 the org, $3 the sid, $4 direction, $5 from, $6 to, $7 body,
+// $8 status, $9 its rank, $10 media, $11 the contact's number.
+const insertMessage = `with m as (
+		insert into messages (org_id, provider_message_id, direction, from_number, to_number, body, status, status_rank, media, contact_id)
+		values ($2, $3, $4, $5, $6, $7, $8, $9, $10, (select id from contacts where org_id = coalesce($1, org_id) and phone_number = $11))
+		on conflict (org_id, provider_message_id) do nothing
+		returning contact_id)
+	update contacts set message_count = message_count + 1 from m
+	where contacts.org_id = coalesce($1, contacts.org_id) and contacts.id = m.contact_id`
+
+func (s *IngestStore) queueTwilio(b *pgx.Batch, p *voxanne.Principal, typ string, payload []byte) error {
 	var form url.Values
 	if err := json.Unmarshal(payload, &form); err != nil {
 		return fmt.Errorf("decode stored twilio event: %w", err)
@@ -321,10 +458,7 @@ func (s *IngestStore) processTwilio(ctx context.Context, tx pgx.Tx, p *voxanne.P
 	}
 	now := time.Now()
 	if typ == "sms" {
-		contactID, err := s.upsertContact(ctx, tx, p, sms.From, "", now)
-		if err != nil {
-			return err
-		}
+		e164 := s.queueContact(b, p, sms.From, "", now)
 		media := make([]voxanne.Media, 0, len(sms.Media))
 		for _, m := range sms.Media {
 			media = append(media, voxanne.Media{URL: m.URL, ContentType: m.ContentType})
@@ -333,49 +467,20 @@ func (s *IngestStore) processTwilio(ctx context.Context, tx pgx.Tx, p *voxanne.P
 		if st == "" {
 			st = "received"
 		}
-		var inserted bool
-		err = tx.QueryRow(ctx, `insert into messages (org_id, provider_message_id, direction, from_number, to_number, body,
-				status, status_rank, media, contact_id)
-			values ($1, $2, 'inbound', $3, $4, $5, $6, $7, $8, nullif($9, '')::uuid)
-			on conflict (org_id, provider_message_id) do nothing returning true`,
-			p.OrgID, sms.MessageSid, nullable(sms.From), nullable(sms.To), sms.Body, st, webhook.StatusRank(st), media, contactID).Scan(&inserted)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		if contactID != "" {
-			_, err = tx.Exec(ctx, `update contacts set message_count = message_count + 1 where org_id = coalesce($1, org_id) and id = $2`, s.db.org(p), contactID)
-		}
-		return err
+		b.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "inbound", nullable(sms.From), nullable(sms.To),
+			sms.Body, st, webhook.StatusRank(st), media, e164)
+		return nil
 	}
-	// A status callback: move the message forward only. A message we have not
-	// seen (sent by another system) is recorded as outbound.
+	// A status callback moves the message forward only. A message not seen
+	// before (sent by another system) is recorded as outbound.
 	rank := webhook.StatusRank(sms.MessageStatus)
-	tag, err := tx.Exec(ctx, `update messages set status = $3, status_rank = $4, updated_at = now()
+	b.Queue(`update messages set status = $3, status_rank = $4, updated_at = now()
 		where org_id = coalesce($1, org_id) and provider_message_id = $2 and status_rank < $4`,
 		s.db.org(p), sms.MessageSid, sms.MessageStatus, rank)
-	if err != nil || tag.RowsAffected() > 0 {
-		return err
-	}
-	contactID, err := s.upsertContact(ctx, tx, p, sms.To, "", now)
-	if err != nil {
-		return err
-	}
-	var inserted bool
-	err = tx.QueryRow(ctx, `insert into messages (org_id, provider_message_id, direction, from_number, to_number, body, status, status_rank, contact_id)
-		values ($1, $2, 'outbound', $3, $4, $5, $6, $7, nullif($8, '')::uuid)
-		on conflict (org_id, provider_message_id) do nothing returning true`,
-		p.OrgID, sms.MessageSid, nullable(sms.From), nullable(sms.To), sms.Body, sms.MessageStatus, rank, contactID).Scan(&inserted)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("insert message: %w", err)
-	}
-	if contactID != "" {
-		_, err = tx.Exec(ctx, `update contacts set message_count = message_count + 1 where org_id = coalesce($1, org_id) and id = $2`, s.db.org(p), contactID)
-	}
-	return err
+	e164 := s.queueContact(b, p, sms.To, "", now)
+	b.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "outbound", nullable(sms.From), nullable(sms.To),
+		sms.Body, sms.MessageStatus, rank, []voxanne.Media{}, e164)
+	return nil
 }
 
 // JobCounts counts background jobs by state.

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,8 +50,9 @@ type DB struct {
 	Auth   *pgxpool.Pool
 	Tenant *pgxpool.Pool
 
-	ownerCfg *pgxpool.Config
-	opts     Options
+	ownerCfg   *pgxpool.Config
+	opts       Options
+	sizedByURL bool
 }
 
 // Open connects to the database at url as its owner and opens the auth and tenant
@@ -64,8 +66,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	db := &DB{ownerCfg: cfg, opts: opts, sizedByURL: strings.Contains(url, "pool_max_conns")}
+	if opts.MaxConns == 0 && !db.sizedByURL {
+		// Migrations, River's own connections and the revocation listener.
+		cfg.MaxConns = 10
+	}
 	cfg.AfterConnect = utcTimes
-	db := &DB{ownerCfg: cfg, opts: opts}
 	if db.Owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open owner pool: %w", err)
 	}
@@ -103,8 +109,16 @@ func rolePassword(ownerPassword, role string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// defaultPoolSize is each role pool's size unless Options.MaxConns or the URL's
+// pool_max_conns says otherwise: the tenant pool serves requests and job
+// workers at once, more than pgxpool's default of max(4, CPUs).
+const defaultPoolSize = 20
+
 func (db *DB) rolePool(ctx context.Context, role string) (*pgxpool.Pool, error) {
 	cfg := db.ownerCfg.Copy()
+	if db.opts.MaxConns == 0 && !db.sizedByURL {
+		cfg.MaxConns = defaultPoolSize
+	}
 	cfg.ConnConfig.User = role
 	cfg.ConnConfig.Password = rolePassword(db.ownerCfg.ConnConfig.Password, role)
 	p, err := pgxpool.NewWithConfig(ctx, cfg)

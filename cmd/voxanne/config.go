@@ -88,7 +88,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	rlVerify := rs.add("VOXANNE_RATE_LIMIT_VERIFY", "rate-limit-verify", "30/5m", "per client IP on /verify", false)
 	rlRecover := rs.add("VOXANNE_RATE_LIMIT_RECOVER", "rate-limit-recover", "30/5m", "per client IP on /recover", false)
 	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "per email address on password sign-in", false)
-	workers := rs.add("VOXANNE_WORKERS", "workers", "10", "background jobs run at once", false)
+	workers := rs.add("VOXANNE_WORKERS", "workers", "20", "background jobs run at once", false)
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
 	for _, s := range rs.list {

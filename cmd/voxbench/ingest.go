@@ -90,6 +90,7 @@ type ingestConfig struct {
 	duration    time.Duration
 	warmup      time.Duration
 	drain       time.Duration
+	rate        float64
 	json        bool
 }
 
@@ -108,6 +109,7 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "`D`, the length of the measured load phase, after the warm-up (max 10m)")
 	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "`D` of load sent before measuring starts and not counted in the latency\n(its events are still expected to be processed); 0 for none")
 	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "`D` to wait after the load for every acknowledged event to be processed\n(max 10m). The set-up probe event waits up to this too (at least 10s)")
+	fs.Float64Var(&cfg.rate, "rate", 0, "offer at most `R` events/s in total (0: as fast as the workers go); a steady\noffered rate shows whether processing keeps up with it")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as one JSON object on stdout (text goes to stderr)")
 	fs.Usage = func() {}
 	if code := parseFlags(fs, args); code >= 0 {
@@ -138,6 +140,10 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 		} else {
 			bad("a Vapi secret is required: set %s (or pass --vapi-secret) to the server's %s", envVapiSecret, envVapiSecret)
 		}
+	}
+	if cfg.rate < 0 || cfg.rate > 1e6 {
+		fmt.Fprintln(stderr, "voxbench ingest: --rate must be between 0 and 1000000")
+		return nil, 2
 	}
 	if cfg.concurrency < 1 || cfg.concurrency > 10_000 {
 		bad("--concurrency must be between 1 and 10000")
@@ -318,7 +324,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			warmAcked.Add(1)
 		}
 		return status, body, err
-	})
+	}, pacer(ctx, cfg.rate))
 	loadEnd := time.Now()
 	close(stopSample)
 	<-sampled
@@ -802,4 +808,30 @@ func sendJSON(ctx context.Context, c *http.Client, method, target, token string,
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, data, nil
+}
+
+// pacer returns a function that blocks until the next request may go, spacing
+// requests evenly at rate per second across all workers (no-op for rate 0).
+func pacer(ctx context.Context, rate float64) func() {
+	if rate <= 0 {
+		return func() {}
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	var mu sync.Mutex
+	next := time.Now()
+	return func() {
+		mu.Lock()
+		at := next
+		next = next.Add(interval)
+		if now := time.Now(); next.Before(now) {
+			next = now // do not burst to catch up after a stall
+		}
+		mu.Unlock()
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+		}
+	}
 }

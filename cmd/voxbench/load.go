@@ -36,7 +36,7 @@ type loadResult struct {
 // recorded. A request is attributed by its start time, and none starts after
 // the deadline; the measured time runs until the last in-flight request has
 // finished, so requests/s is not inflated by that tail.
-func runLoad(ctx context.Context, workers int, warmup, duration time.Duration, do shot) loadResult {
+func runLoad(ctx context.Context, workers int, warmup, duration time.Duration, do shot, pace ...func()) loadResult {
 	start := time.Now()
 	measureStart := start.Add(warmup)
 	end := measureStart.Add(duration)
@@ -51,6 +51,10 @@ func runLoad(ctx context.Context, workers int, warmup, duration time.Duration, d
 		recs[w] = rec
 		wg.Go(func() {
 			for ctx.Err() == nil && !exhausted.Load() {
+				// Pacing waits come before the clock starts: latency is the server's.
+				for _, p := range pace {
+					p()
+				}
 				t0 := time.Now()
 				if !t0.Before(end) {
 					return

@@ -105,9 +105,13 @@ create table webhook_events (
   org_id       uuid references organizations (id) on delete cascade,
   payload      jsonb not null,
   status       text not null default 'pending' check (status in ('pending', 'processed', 'unroutable')),
+  attempts     int not null default 0,
+  job_id       bigint,
+  last_error   text,
   received_at  timestamptz not null default now(),
   processed_at timestamptz
 );
+create index webhook_events_pending_idx on webhook_events (org_id, id) where status = 'pending';
 create index webhook_events_org_idx on webhook_events (org_id, received_at desc);
 create index webhook_events_unroutable_idx on webhook_events (received_at) where status = 'unroutable';
 
@@ -128,7 +132,7 @@ grant select, insert, update, delete on phone_numbers, contacts, calls, messages
 -- job does so in the same transaction as the data it writes); it never changes
 -- what was received.
 grant select on webhook_events to voxanne_tenant;
-grant update (status, processed_at) on webhook_events to voxanne_tenant;
+grant update (status, processed_at, attempts, last_error) on webhook_events to voxanne_tenant;
 grant select, insert, update, delete on phone_numbers, contacts, calls, messages, webhook_events to voxanne_auth;
 grant usage, select on sequence webhook_events_id_seq to voxanne_auth;
 
