@@ -603,7 +603,9 @@ func TestVerify(t *testing.T) {
 		{name: "bearer prefix", token: "Bearer " + valid, want: token.ErrMalformed},
 		{name: "padding", token: valid + "==", want: token.ErrMalformed},
 		{name: "newline in signature", token: valid[:len(valid)-10] + "\n" + valid[len(valid)-10:], want: token.ErrMalformed},
-		{name: "standard base64 alphabet", token: strings.ReplaceAll(valid, "-", "+"), want: token.ErrMalformed},
+		// '+' belongs to standard base64, not base64url (a fixed position: a random
+		// token need not contain any '-' to replace).
+		{name: "standard base64 alphabet", token: validParts[0] + "." + validParts[1] + ".+" + validParts[2][1:], want: token.ErrMalformed},
 		{name: "header not JSON", token: enc([]byte("alg=ES256")) + "." + validParts[1] + "." + validParts[2], want: token.ErrMalformed},
 		{name: "header JSON array", token: enc([]byte(`["ES256"]`)) + "." + validParts[1] + "." + validParts[2], want: token.ErrMalformed},
 		{name: "header alg not a string", token: enc([]byte(`{"alg":1}`)) + "." + validParts[1] + "." + validParts[2], want: token.ErrMalformed},
