@@ -2,34 +2,19 @@ package e2e
 
 import (
 	"bytes"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/voxanne/voxanne/internal/testbin"
 	"github.com/voxanne/voxanne/internal/testdb"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "voxanne-e2e-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "voxanne")
-	if out, err := exec.Command("go", "build", "-o", binary, "../cmd/voxanne").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m, "../cmd/voxanne", &binary)) }
 
 // server is a running `voxanne serve`.
 type server struct {
@@ -38,21 +23,11 @@ type server struct {
 	logs *bytes.Buffer
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startServer runs the binary with its own managed cluster in a fresh data
 // directory and waits for /health.
 func startServer(t *testing.T, env ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	s := &server{URL: "http://" + addr, logs: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "serve", "--addr", addr)
 	s.cmd.Env = append(os.Environ(), append([]string{"VOXANNE_DATA_DIR=" + testdb.ServerDir(t), "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}, env...)...)

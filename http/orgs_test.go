@@ -36,46 +36,10 @@ import (
 // name, value pairs. It checks the X-Request-Id every response must carry.
 func orgRequest(t testing.TB, e *testenv.Env, tok, method, path string, body any, headers ...string) *testenv.Response {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		buf, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(buf)
-	}
-	req, err := http.NewRequest(method, e.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		headers = append([]string{"Authorization", "Bearer " + tok}, headers...)
 	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	if resp.Header.Get("X-Request-Id") == "" {
-		t.Errorf("%s %s: response has no X-Request-Id", method, path)
-	}
-	return &testenv.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return e.DoFor(t, method, path, body, headers...)
 }
 
 // orgExpect stops the test unless r has status.

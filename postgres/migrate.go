@@ -163,19 +163,27 @@ func runStep(ctx context.Context, conn *pgx.Conn, pool *pgxpool.Pool, m Migratio
 	return err
 }
 
-// MigrateUp applies every pending migration in order and lets the service roles
-// log in; it returns the versions applied.
-func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
+// withMigrations runs fn under the migration lock with every known migration
+// and the versions applied so far.
+func (db *DB) withMigrations(ctx context.Context, fn func(conn *pgx.Conn, all []Migration, applied map[int]time.Time) error) error {
 	all, err := Migrations()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var done []int
-	err = withMigrationLock(ctx, db.Owner, func(conn *pgx.Conn) error {
+	return withMigrationLock(ctx, db.Owner, func(conn *pgx.Conn) error {
 		applied, err := appliedVersions(ctx, conn)
 		if err != nil {
 			return err
 		}
+		return fn(conn, all, applied)
+	})
+}
+
+// MigrateUp applies every pending migration in order and lets the service roles
+// log in; it returns the versions applied.
+func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
+	var done []int
+	err := db.withMigrations(ctx, func(conn *pgx.Conn, all []Migration, applied map[int]time.Time) error {
 		for _, m := range all {
 			if _, ok := applied[m.Version]; ok {
 				continue
@@ -195,16 +203,8 @@ func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
 
 // MigrateDown reverts the n most recently applied migrations, newest first.
 func (db *DB) MigrateDown(ctx context.Context, n int) ([]int, error) {
-	all, err := Migrations()
-	if err != nil {
-		return nil, err
-	}
 	var done []int
-	err = withMigrationLock(ctx, db.Owner, func(conn *pgx.Conn) error {
-		applied, err := appliedVersions(ctx, conn)
-		if err != nil {
-			return err
-		}
+	err := db.withMigrations(ctx, func(conn *pgx.Conn, all []Migration, applied map[int]time.Time) error {
 		for i := len(all) - 1; i >= 0 && len(done) < n; i-- {
 			m := all[i]
 			if _, ok := applied[m.Version]; !ok {
@@ -225,16 +225,8 @@ func (db *DB) MigrateDown(ctx context.Context, n int) ([]int, error) {
 
 // MigrationStatus lists every known migration and when it was applied.
 func (db *DB) MigrationStatus(ctx context.Context) ([]MigrationState, error) {
-	all, err := Migrations()
-	if err != nil {
-		return nil, err
-	}
 	var out []MigrationState
-	err = withMigrationLock(ctx, db.Owner, func(conn *pgx.Conn) error {
-		applied, err := appliedVersions(ctx, conn)
-		if err != nil {
-			return err
-		}
+	err := db.withMigrations(ctx, func(conn *pgx.Conn, all []Migration, applied map[int]time.Time) error {
 		for _, m := range all {
 			st := MigrationState{Migration: m}
 			if at, ok := applied[m.Version]; ok {

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,26 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voxanne/voxanne/internal/testbin"
 	"github.com/voxanne/voxanne/internal/testdb"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "voxanne-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "voxanne")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m, ".", &binary)) }
 
 func TestConfigRejectsBadValuesNamingTheSetting(t *testing.T) {
 	cases := map[string]string{
@@ -100,20 +85,10 @@ func TestUsageAndExitCodes(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startServe runs the real binary and waits for /health to answer 200.
 func startServe(t *testing.T, env []string, within time.Duration) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	cmd := exec.Command(binary, "serve", "--addr", addr)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &bytes.Buffer{}

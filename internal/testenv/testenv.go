@@ -281,26 +281,33 @@ func (r *Response) Decode(t testing.TB, v any) {
 }
 
 // Do sends a request; body is JSON-encoded unless it is a string or []byte.
-// headers are name, value pairs.
+// headers are name, value pairs (they override the JSON Content-Type).
 func (e *Env) Do(method, path string, body any, headers ...string) *Response {
 	e.T.Helper()
+	return e.DoFor(e.T, method, path, body, headers...)
+}
+
+// DoFor is Do reporting to t (a subtest's). It also checks the X-Request-Id
+// that every response must carry.
+func (e *Env) DoFor(t testing.TB, method, path string, body any, headers ...string) *Response {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
 	case string:
-		rd = bytes.NewBufferString(b)
+		rd = strings.NewReader(b)
 	case []byte:
 		rd = bytes.NewReader(b)
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
-			e.T.Fatal(err)
+			t.Fatal(err)
 		}
 		rd = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
 	if err != nil {
-		e.T.Fatal(err)
+		t.Fatal(err)
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -310,12 +317,15 @@ func (e *Env) Do(method, path string, body any, headers ...string) *Response {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.T.Fatal(err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		e.T.Fatal(err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	if resp.Header.Get("X-Request-Id") == "" {
+		t.Errorf("%s %s: response has no X-Request-Id", method, path)
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

@@ -1,0 +1,41 @@
+// Package testbin builds the voxanne binary once per test binary, for tests that
+// run it as a process, and finds free loopback addresses for it to listen on.
+package testbin
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Main builds the package at pkg (a directory, relative to the test's) into
+// *bin, runs the tests and removes the build. Use it from TestMain:
+// os.Exit(testbin.Main(m, "../cmd/voxanne", &binary)).
+func Main(m *testing.M, pkg string, bin *string) int {
+	dir, err := os.MkdirTemp("", "voxanne-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "voxanne")
+	if out, err := exec.Command("go", "build", "-o", *bin, pkg).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "testbin: build %s: %v\n%s", pkg, err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// FreeAddr returns a loopback address nothing listens on right now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
