@@ -112,7 +112,6 @@ create table webhook_events (
   processed_at timestamptz
 );
 create index webhook_events_pending_idx on webhook_events (org_id, id) where status = 'pending';
-create index webhook_events_org_idx on webhook_events (org_id, received_at desc);
 create index webhook_events_unroutable_idx on webhook_events (received_at) where status = 'unroutable';
 
 do $$

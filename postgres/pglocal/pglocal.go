@@ -181,7 +181,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		"-c", "unix_socket_permissions=0700",
 		"-c", "port=" + strconv.Itoa(port),
 	}
-	settings := map[string]string{}
+	settings := map[string]string{
+		// Group the WAL flushes of concurrent commits (webhook ingestion commits
+		// hundreds of small transactions a second): one fsync serves several.
+		"commit_delay":    "500",
+		"commit_siblings": "3",
+	}
 	if opts.Fast {
 		settings["fsync"] = "off"
 		settings["synchronous_commit"] = "off"
