@@ -137,18 +137,28 @@ grant usage, select on sequence webhook_events_id_seq to voxanne_auth;
 
 -- Routing: which org a provider's event belongs to. The one cross-org lookup
 -- the webhooks need, returning only the org and the matched number.
+-- PL/pgSQL rather than SQL: a SECURITY DEFINER SQL function is never inlined
+-- and would be planned again on every call, once per webhook event.
 create or replace function route_phone_number(p_provider text, p_provider_id text, p_assistant_id text, p_e164 text)
   returns table (org_id uuid, phone_number_id uuid, assistant_id text)
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = pg_catalog
   as $$
-    select n.org_id, n.id, n.assistant_id from public.phone_numbers n
-    where (p_provider_id is not null and n.provider = p_provider and n.provider_id = p_provider_id)
-       or (p_e164 is not null and n.e164 = p_e164)
-       or (p_assistant_id is not null and n.assistant_id = p_assistant_id)
-    order by (p_provider_id is not null and n.provider_id = p_provider_id) desc,
-             (p_e164 is not null and n.e164 = p_e164) desc
-    limit 1
-  $$;
+begin
+  if p_provider_id is not null then
+    return query select n.org_id, n.id, n.assistant_id from public.phone_numbers n
+      where n.provider = p_provider and n.provider_id = p_provider_id;
+    if found then return; end if;
+  end if;
+  if p_e164 is not null then
+    return query select n.org_id, n.id, n.assistant_id from public.phone_numbers n where n.e164 = p_e164;
+    if found then return; end if;
+  end if;
+  if p_assistant_id is not null then
+    return query select n.org_id, n.id, n.assistant_id from public.phone_numbers n
+      where n.assistant_id = p_assistant_id order by n.created_at limit 1;
+  end if;
+end
+$$;
 revoke all on function route_phone_number(text, text, text, text) from public;
 grant execute on function route_phone_number(text, text, text, text) to voxanne_auth;
