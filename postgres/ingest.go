@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -295,10 +296,47 @@ func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEvent
 	return ownErr
 }
 
+// eventBatch collects the statements of a batch of events. Contacts are
+// upserted once per batch, before the statements that refer to them, and in
+// number order; their call and message counts are recounted once at the end.
+type eventBatch struct {
+	stmts    pgx.Batch
+	contacts map[string]*batchContact
+}
+
+type batchContact struct {
+	name        string
+	first, last time.Time
+}
+
+// contact notes the contact of number and returns its E.164 form ("" when it is
+// not a valid number: no contact).
+func (b *eventBatch) contact(number, name string, at time.Time) string {
+	e164, ok := webhook.NormalizeE164(number)
+	if !ok {
+		return ""
+	}
+	c := b.contacts[e164]
+	if c == nil {
+		c = &batchContact{first: at, last: at}
+		b.contacts[e164] = c
+	}
+	if c.name == "" {
+		c.name = name
+	}
+	if at.Before(c.first) {
+		c.first = at
+	}
+	if at.After(c.last) {
+		c.last = at
+	}
+	return e164
+}
+
 // runEvents sends every statement of events, and marks them processed, in one
 // pipeline.
 func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, events []pendingEvent) error {
-	b := &pgx.Batch{}
+	b := &eventBatch{contacts: map[string]*batchContact{}}
 	ids := make([]int64, 0, len(events))
 	for _, e := range events {
 		var err error
@@ -313,31 +351,40 @@ func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Princ
 		}
 		ids = append(ids, e.id)
 	}
-	b.Queue(`update webhook_events set status = 'processed', processed_at = now() where id = any($1)`, ids)
-	return tx.SendBatch(ctx, b).Close()
-}
-
-// queueContact queues the upsert of the contact of number; it returns the
-// normalized number ("" when it is not a valid E.164 number: no contact).
-func (s *IngestStore) queueContact(b *pgx.Batch, p *voxanne.Principal, number, name string, at time.Time) string {
-	e164, ok := webhook.NormalizeE164(number)
-	if !ok {
-		return ""
+	numbers := make([]string, 0, len(b.contacts))
+	for n := range b.contacts {
+		numbers = append(numbers, n)
 	}
-	b.Queue(`insert into contacts (org_id, phone_number, name, first_seen_at, last_seen_at)
-		values ($1, $2, nullif($3, ''), $4, $4)
-		on conflict (org_id, phone_number) do update set
-			name = coalesce(contacts.name, excluded.name),
-			first_seen_at = least(contacts.first_seen_at, excluded.first_seen_at),
-			last_seen_at = greatest(contacts.last_seen_at, excluded.last_seen_at),
-			updated_at = now()`, p.OrgID, e164, name, at)
-	return e164
+	sort.Strings(numbers)
+	all := &pgx.Batch{}
+	for _, n := range numbers {
+		c := b.contacts[n]
+		all.Queue(`insert into contacts (org_id, phone_number, name, first_seen_at, last_seen_at)
+			values ($1, $2, nullif($3, ''), $4, $5)
+			on conflict (org_id, phone_number) do update set
+				name = coalesce(contacts.name, excluded.name),
+				first_seen_at = least(contacts.first_seen_at, excluded.first_seen_at),
+				last_seen_at = greatest(contacts.last_seen_at, excluded.last_seen_at),
+				updated_at = now()`, p.OrgID, n, c.name, c.first, c.last)
+	}
+	all.QueuedQueries = append(all.QueuedQueries, b.stmts.QueuedQueries...)
+	if len(numbers) > 0 {
+		// Counting rather than incrementing keeps the counts right whatever
+		// happened before, for one statement per batch.
+		all.Queue(`update contacts c set
+				call_count = (select count(*) from calls where org_id = c.org_id and contact_id = c.id),
+				message_count = (select count(*) from messages where org_id = c.org_id and contact_id = c.id)
+			where c.org_id = coalesce($1, c.org_id) and c.phone_number = any($2)`, s.db.org(p), numbers)
+	}
+	all.Queue(`update webhook_events set status = 'processed', processed_at = now() where id = any($1)`, ids)
+	return tx.SendBatch(ctx, all).Close()
 }
 
-// contactOf finds a contact by number inside a statement, after queueContact.
+// contactOf finds a contact by number inside a statement (contacts are
+// upserted first in a batch).
 const contactOf = `(select id from contacts where org_id = coalesce($1, org_id) and phone_number = $%d)`
 
-func (s *IngestStore) queueVapi(b *pgx.Batch, p *voxanne.Principal, payload []byte) error {
+func (s *IngestStore) queueVapi(b *eventBatch, p *voxanne.Principal, payload []byte) error {
 	m, err := webhook.ParseVapi(payload)
 	if err != nil {
 		return fmt.Errorf("decode stored vapi event: %w", err)
@@ -358,7 +405,7 @@ func (s *IngestStore) queueVapi(b *pgx.Batch, p *voxanne.Principal, payload []by
 	if customer.Number == "" {
 		customer = m.Call.Customer
 	}
-	e164 := s.queueContact(b, p, customer.Number, customer.Name, at)
+	e164 := b.contact(customer.Number, customer.Name, at)
 	ours := m.PhoneNumber.Number
 	from, to := customer.Number, ours
 	if m.Direction() == "outbound" {
@@ -381,10 +428,8 @@ func (s *IngestStore) queueVapi(b *pgx.Batch, p *voxanne.Principal, payload []by
 	if createdAt.IsZero() || createdAt.After(time.Now()) {
 		createdAt = time.Now()
 	}
-	// The call's upsert never moves it back to an earlier status; a new call
-	// counts once for its contact.
-	b.Queue(fmt.Sprintf(`with c as (
-		insert into calls (org_id, provider_call_id, direction, status, status_rank, from_number, to_number,
+	// The call's upsert never moves it back to an earlier status.
+	b.stmts.Queue(fmt.Sprintf(`insert into calls (org_id, provider_call_id, direction, status, status_rank, from_number, to_number,
 			contact_id, assistant_id, phone_number_id, started_at, ended_at, duration_seconds, ended_reason, cost_usd,
 			summary, success_evaluation, transcript, messages, structured_data, recording_url, created_at)
 		values ($2, $3, $4, coalesce(nullif($5, ''), 'queued'), $6, $7, $8, `+contactOf+`, $10,
@@ -410,10 +455,7 @@ func (s *IngestStore) queueVapi(b *pgx.Batch, p *voxanne.Principal, payload []by
 			messages = coalesce(excluded.messages, calls.messages),
 			structured_data = coalesce(excluded.structured_data, calls.structured_data),
 			recording_url = coalesce(excluded.recording_url, calls.recording_url),
-			updated_at = now()
-		returning (xmax = 0) as inserted, contact_id)
-	update contacts set call_count = call_count + 1 from c
-	where c.inserted and contacts.org_id = coalesce($1, contacts.org_id) and contacts.id = c.contact_id`, 9),
+			updated_at = now()`, 9),
 		s.db.org(p), p.OrgID, m.CallID(), nullable(m.Direction()), status, rank, nullable(from), nullable(to), e164,
 		nullable(m.AssistantID()), m.PhoneNumberID(), timeOrNil(startedAt), timeOrNil(endedAt), m.DurationSeconds(),
 		nullable(m.EndedReason), cost, nullable(m.Analysis.Summary), nullable(m.Analysis.SuccessEvaluation),
@@ -436,18 +478,16 @@ func jsonOrNil(b json.RawMessage) any {
 	return b
 }
 
-// insertMessage inserts a message once and counts it for its contact; $1 is the
-// org filter, $2 the org, $3 the sid, $4 direction, $5 from, $6 to, $7 body,
-// $8 status, $9 its rank, $10 media, $11 the contact's number.
-const insertMessage = `with m as (
-		insert into messages (org_id, provider_message_id, direction, from_number, to_number, body, status, status_rank, media, contact_id)
-		values ($2, $3, $4, $5, $6, $7, $8, $9, $10, (select id from contacts where org_id = coalesce($1, org_id) and phone_number = $11))
-		on conflict (org_id, provider_message_id) do nothing
-		returning contact_id)
-	update contacts set message_count = message_count + 1 from m
-	where contacts.org_id = coalesce($1, contacts.org_id) and contacts.id = m.contact_id`
+// insertMessage inserts a message once; $1 is the org filter, $2 the org, $3
+// the sid, $4 direction, $5 from, $6 to, $7 body, $8 status, $9 its rank, $10
+// media, $11 the contact's number.
+const insertMessage = `insert into messages (org_id, provider_message_id, direction, from_number, to_number, body,
+		status, status_rank, media, contact_id)
+	values ($2, $3, $4, $5, $6, $7, $8, $9, $10,
+		(select id from contacts where org_id = coalesce($1, org_id) and phone_number = $11))
+	on conflict (org_id, provider_message_id) do nothing`
 
-func (s *IngestStore) queueTwilio(b *pgx.Batch, p *voxanne.Principal, typ string, payload []byte) error {
+func (s *IngestStore) queueTwilio(b *eventBatch, p *voxanne.Principal, typ string, payload []byte) error {
 	var form url.Values
 	if err := json.Unmarshal(payload, &form); err != nil {
 		return fmt.Errorf("decode stored twilio event: %w", err)
@@ -458,7 +498,7 @@ func (s *IngestStore) queueTwilio(b *pgx.Batch, p *voxanne.Principal, typ string
 	}
 	now := time.Now()
 	if typ == "sms" {
-		e164 := s.queueContact(b, p, sms.From, "", now)
+		e164 := b.contact(sms.From, "", now)
 		media := make([]voxanne.Media, 0, len(sms.Media))
 		for _, m := range sms.Media {
 			media = append(media, voxanne.Media{URL: m.URL, ContentType: m.ContentType})
@@ -467,18 +507,18 @@ func (s *IngestStore) queueTwilio(b *pgx.Batch, p *voxanne.Principal, typ string
 		if st == "" {
 			st = "received"
 		}
-		b.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "inbound", nullable(sms.From), nullable(sms.To),
+		b.stmts.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "inbound", nullable(sms.From), nullable(sms.To),
 			sms.Body, st, webhook.StatusRank(st), media, e164)
 		return nil
 	}
 	// A status callback moves the message forward only. A message not seen
 	// before (sent by another system) is recorded as outbound.
 	rank := webhook.StatusRank(sms.MessageStatus)
-	b.Queue(`update messages set status = $3, status_rank = $4, updated_at = now()
+	b.stmts.Queue(`update messages set status = $3, status_rank = $4, updated_at = now()
 		where org_id = coalesce($1, org_id) and provider_message_id = $2 and status_rank < $4`,
 		s.db.org(p), sms.MessageSid, sms.MessageStatus, rank)
-	e164 := s.queueContact(b, p, sms.To, "", now)
-	b.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "outbound", nullable(sms.From), nullable(sms.To),
+	e164 := b.contact(sms.To, "", now)
+	b.stmts.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "outbound", nullable(sms.From), nullable(sms.To),
 		sms.Body, sms.MessageStatus, rank, []voxanne.Media{}, e164)
 	return nil
 }

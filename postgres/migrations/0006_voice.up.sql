@@ -36,7 +36,9 @@ create table contacts (
   primary key (org_id, id),
   unique (org_id, phone_number)
 );
-create index contacts_list_idx on contacts (org_id, last_seen_at desc, id desc);
+-- Lists page by creation; last_seen_at, updated by every event, is not indexed
+-- so that those updates can stay heap-only.
+create index contacts_list_idx on contacts (org_id, created_at desc, id desc);
 
 create table calls (
   org_id             uuid not null references organizations (id) on delete cascade,
