@@ -64,4 +64,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) logUnexpected(r *http.Request, err error) {
 	s.Logger.LogAttrs(r.Context(), slog.LevelError, "unexpected failure",
 		slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
+	if s.ReportError != nil {
+		s.ReportError(r.Context(), RequestID(r.Context()), err)
+	}
 }

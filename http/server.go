@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,6 +60,9 @@ type Server struct {
 	WebhookConfig WebhookConfig
 	// Jobs counts background jobs for /metrics.
 	Jobs func(context.Context) (voxanne.JobCounts, error)
+	// ReportError, when set, receives every unexpected failure (a 500 or a
+	// panic), for example to send it to Sentry.
+	ReportError func(ctx context.Context, requestID string, err error)
 
 	mux             *http.ServeMux
 	routes          []string
@@ -184,6 +188,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					panic(p)
 				}
 				s.Logger.Error("panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				if s.ReportError != nil {
+					s.ReportError(r.Context(), id, fmt.Errorf("panic: %v", p))
+				}
 				if rec.status == 0 {
 					writeAPIError(rec, r, errors.New("panic"))
 				}

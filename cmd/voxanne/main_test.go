@@ -171,15 +171,20 @@ func TestServeManagedClusterLifecycle(t *testing.T) {
 }
 
 func TestServeRefusesBadConfigWithOneLine(t *testing.T) {
-	cmd := exec.Command(binary, "serve")
-	cmd.Env = append(os.Environ(), "VOXANNE_JWT_EXP=-5")
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
-		t.Fatalf("exit %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "VOXANNE_JWT_EXP") {
-		t.Fatalf("output %q", out)
+	for env, name := range map[string]string{
+		"VOXANNE_JWT_EXP=-5":                          "VOXANNE_JWT_EXP",
+		"VOXANNE_SENTRY_DSN=not-a-dsn-secretkey12345": "VOXANNE_SENTRY_DSN",
+	} {
+		cmd := exec.Command(binary, "serve", "--addr", testbin.FreeAddr(t))
+		cmd.Env = append(os.Environ(), env, "VOXANNE_DATA_DIR="+testdb.ServerDir(t))
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("%s: exit %v", env, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], name) || strings.Contains(lines[0], "secretkey") {
+			t.Fatalf("%s: output %q", env, out)
+		}
 	}
 }
 

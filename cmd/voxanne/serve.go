@@ -43,6 +43,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 
+	reportError, flushSentry, err := startSentry(cfg.SentryDSN, version)
+	if err != nil {
+		return err
+	}
+	defer flushSentry()
+
 	// Listen first: a busy port should fail before a database is started.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -98,6 +104,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		WebhookConfig: voxhttp.WebhookConfig{PublicURL: cfg.PublicURL,
 			Vapi:         webhook.VapiSecrets{Current: cfg.VapiSecret, Previous: cfg.VapiSecretPrev},
 			TwilioTokens: []string{cfg.TwilioToken, cfg.TwilioTokenPrev}},
+		ReportError:    reportError,
 		Auth:           auth.svc,
 		Authenticator:  auth.authn,
 		Orgs:           postgres.NewOrgStore(db.DB, auth.svc),
