@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,7 @@ func (s *Server) registerAuth() {
 	s.authRoute("POST /auth/v1/logout", s.handleLogout)
 	s.authRoute("POST /auth/v1/recover", s.handleRecover)
 	s.authRoute("POST /auth/v1/verify", s.handleVerify)
+	s.authRoute("GET /auth/v1/verify", s.handleVerifyLink)
 	s.authRoute("GET /auth/v1/.well-known/jwks.json", s.handleJWKS)
 	s.authRoute("GET /auth/v1/settings", s.handleSettings)
 	s.authRoute("GET /auth/v1/health", s.handleAuthHealth)
@@ -328,6 +330,64 @@ func (s *Server) handleVerify(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, sess)
+}
+
+// handleVerifyLink completes a mailed link the way Supabase Auth does: it
+// verifies the token and redirects to the site (or an allowed redirect_to) with
+// the session, or the error, in the URL fragment, where auth-js picks it up.
+func (s *Server) handleVerifyLink(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	target := s.redirectTarget(q.Get("redirect_to"))
+	frag := url.Values{}
+	if err := rateLimit(w, s.limits.verify, s.clientIP(r)); err != nil {
+		return err
+	}
+	sess, err := s.Auth.Verify(r.Context(), voxanne.VerifyInput{Type: q.Get("type"), TokenHash: q.Get("token_hash"), Token: q.Get("token"), Email: q.Get("email")}, clientInfo(s, r))
+	if err != nil {
+		_, code, msg, _ := authStatus(err)
+		if code == "unexpected_failure" {
+			s.logUnexpected(r, err)
+		}
+		frag.Set("error", "access_denied")
+		frag.Set("error_code", code)
+		frag.Set("error_description", msg)
+	} else {
+		frag.Set("access_token", sess.AccessToken)
+		frag.Set("refresh_token", sess.RefreshToken)
+		frag.Set("expires_in", strconv.FormatInt(sess.ExpiresIn, 10))
+		frag.Set("expires_at", strconv.FormatInt(sess.ExpiresAt, 10))
+		frag.Set("token_type", "bearer")
+		frag.Set("type", q.Get("type"))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target+"#"+frag.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+// redirectTarget allows redirect_to only to the site itself or a configured
+// CORS origin, so a mailed link cannot hand a session to another site.
+func (s *Server) redirectTarget(to string) string {
+	site := s.SiteURL
+	if site == "" {
+		site = "/"
+	}
+	if to == "" {
+		return site
+	}
+	u, err := url.Parse(to)
+	if err != nil || u.Fragment != "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return site
+	}
+	origin := u.Scheme + "://" + u.Host
+	if su, err := url.Parse(s.SiteURL); err == nil && s.SiteURL != "" && origin == su.Scheme+"://"+su.Host {
+		return to
+	}
+	for _, o := range s.CORSOrigins {
+		if o == origin {
+			return to
+		}
+	}
+	return site
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) error {

@@ -48,6 +48,8 @@ type Server struct {
 	ClientIPHeader string
 	// CORSOrigins are the origins allowed cross-origin access ("*": any).
 	CORSOrigins []string
+	// SiteURL is where mailed links land after verification (the public URL).
+	SiteURL string
 	// Authenticator verifies /api bearer tokens; nil leaves /api out.
 	Authenticator Authenticator
 	// Orgs serves the organization routes.

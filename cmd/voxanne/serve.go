@@ -113,6 +113,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,
 		CORSOrigins:    cfg.CORSOrigins,
+		SiteURL:        cfg.PublicURL + "/",
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),

@@ -188,6 +188,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	ts := httptest.NewUnstartedServer(nil)
 	e.URL = "http://" + ts.Listener.Addr().String()
 	e.Issuer = e.URL + "/auth/v1"
+	srv.SiteURL = e.URL + "/"
 	v := &token.Verifier{Issuer: e.Issuer, Keys: keys.Lookup}
 	if opts.JWTSecret != "" {
 		v.HS256Secret = []byte(opts.JWTSecret)
