@@ -132,6 +132,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*voxanne.
 	// invalidates the entry even if the check below ran before it committed.
 	verifiedAt := time.Now()
 	external := c.Issuer != a.cfg.Verifier.Issuer
+	if external && c.Role == token.RoleServiceRole {
+		// Operator rights here come only from this server's own keys.
+		return nil, ErrBadToken
+	}
 	p := &voxanne.Principal{UserID: c.Subject, Email: c.Email, SessionID: c.SessionID,
 		OrgID: c.OrgID(), OrgRole: c.OrgRole(), Role: c.Role}
 	if c.Role != token.RoleServiceRole {

@@ -358,6 +358,15 @@ func TestExternalProjectTokens(t *testing.T) {
 	if _, err := a.Authenticate(ctx, mk("https://proj.supabase.co/auth/v1", local.OrgID(), "member")); err != auth.ErrRevoked {
 		t.Fatalf("role not matching the membership: %v", err)
 	}
+	// A service_role token of the external project grants nothing here.
+	svc, err := token.Sign(ext, &token.Claims{Issuer: "https://proj.supabase.co/auth/v1", Subject: "service_role",
+		Audience: "authenticated", ExpiresAt: now + 600, IssuedAt: now, Role: token.RoleServiceRole})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, svc); err != auth.ErrBadToken {
+		t.Fatalf("external service_role token: %v", err)
+	}
 	// Unknown kids refetch at most once a minute.
 	for i := 0; i < 5; i++ {
 		a.Authenticate(ctx, craft(t, map[string]any{"alg": "ES256", "kid": "other"}, map[string]any{}, func(string) []byte { return make([]byte, 64) })) //nolint:errcheck

@@ -163,11 +163,17 @@ func (s *Server) runTool(r *http.Request, org voxanne.Routed, caller string, tc 
 		res.Error = "this number is not in service"
 		return res
 	}
-	number := args.Phone
+	// The note goes on the caller's contact: the model fills the arguments from
+	// what the caller says, so a number in them must not pick another contact.
+	// It is used only when the call has no number (a web call), and otherwise
+	// kept in the note as the number to call back.
+	number, message := caller, args.Message
 	if number == "" {
-		number = caller
+		number = args.Phone
+	} else if args.Phone != "" && args.Phone != caller {
+		message += " (call back on " + args.Phone + ")"
 	}
-	if err := s.Webhooks.TakeMessage(r.Context(), org, number, args.Name, args.Message); err != nil {
+	if err := s.Webhooks.TakeMessage(r.Context(), org, number, args.Name, message); err != nil {
 		if voxanne.ErrorCode(err) == voxanne.EINVALID {
 			res.Error = "a valid phone number is needed to take a message"
 			return res

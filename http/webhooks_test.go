@@ -245,6 +245,22 @@ func TestVapiSynchronousMessages(t *testing.T) {
 	if !strings.Contains(notes, "Pat: Please call me back about my bill") {
 		t.Fatalf("notes %q", notes)
 	}
+	// A number in the tool's arguments cannot put the note on another contact.
+	other := vapiEvent("tool-calls", "call-t2", map[string]any{"toolCallList": []any{
+		map[string]any{"id": "tc3", "name": "take_message", "arguments": map[string]any{"message": "Hi", "phone": "+14155559999"}},
+	}})
+	if r := w.postVapi(other); r.Status != 200 {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	if n := w.count(t, `select count(*) from contacts where phone_number = '+14155559999'`); n != 0 {
+		t.Fatal("take_message wrote to the contact named in its arguments")
+	}
+	if err := w.e.DB.Owner.QueryRow(context.Background(), `select notes from contacts where org_id = $1 and phone_number = $2`, w.org, caller).Scan(&notes); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(notes, "Hi (call back on +14155559999)") {
+		t.Fatalf("notes %q", notes)
+	}
 	if n := w.count(t, `select count(*) from webhook_events`); n != 0 {
 		t.Fatalf("synchronous messages stored %d events", n)
 	}

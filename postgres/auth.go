@@ -495,6 +495,10 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (*voxanne.Pr
 	p := &voxanne.Principal{UserID: c.Subject, Email: c.Email, SessionID: c.SessionID,
 		OrgID: c.OrgID(), OrgRole: c.OrgRole(), Role: c.Role}
 	if c.Role == token.RoleServiceRole {
+		if c.Issuer != s.cfg.Issuer {
+			// Operator rights here come only from this server's own keys.
+			return nil, errBadJWT
+		}
 		return p, nil
 	}
 	if c.SessionID == "" {

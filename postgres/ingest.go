@@ -219,6 +219,7 @@ func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEvent
 	var (
 		ownErr    error
 		redundant []int64 // jobs of other events this batch processed
+		retry     []int64 // other events this batch set aside as failing
 	)
 	err := s.db.InTenant(ctx, p, func(tx pgx.Tx) error {
 		// One batch per org at a time: batches of one org touch the same contacts
@@ -270,21 +271,36 @@ func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEvent
 			if err == nil {
 				continue
 			}
-			if _, uerr := tx.Exec(ctx, `update webhook_events set attempts = attempts + 1, last_error = left($2, 2000) where id = $1`,
-				e.id, err.Error()); uerr != nil {
+			if _, uerr := tx.Exec(ctx, `update webhook_events set attempts = attempts + 1, last_error = left($3, 2000)
+				where org_id = coalesce($1, org_id) and id = $2`, s.db.org(&p), e.id, err.Error()); uerr != nil {
 				return uerr
 			}
 			if e.id == job.EventID {
 				ownErr = fmt.Errorf("process event %d: %w", e.id, err)
-			} else if _, ierr := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: e.id, OrgID: job.OrgID}, nil); ierr != nil {
-				// Its own job may have finished already: make sure one retries it.
-				return ierr
+			} else {
+				retry = append(retry, e.id)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if len(retry) > 0 {
+		// The failing events' own jobs may have finished already (as no-ops while
+		// this batch held them): make sure each has one that retries it. The
+		// service role enqueues; the tenant role has no access to River's tables.
+		err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+			for _, id := range retry {
+				if _, err := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: job.OrgID}, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("requeue failing events: %w", err)
+		}
 	}
 	if len(redundant) > 0 {
 		// The other events' jobs have nothing left to do: drop those not yet
@@ -376,7 +392,8 @@ func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Princ
 				message_count = (select count(*) from messages where org_id = c.org_id and contact_id = c.id)
 			where c.org_id = coalesce($1, c.org_id) and c.phone_number = any($2)`, s.db.org(p), numbers)
 	}
-	all.Queue(`update webhook_events set status = 'processed', processed_at = now() where id = any($1)`, ids)
+	all.Queue(`update webhook_events set status = 'processed', processed_at = now()
+		where org_id = coalesce($1, org_id) and id = any($2)`, s.db.org(p), ids)
 	return tx.SendBatch(ctx, all).Close()
 }
 

@@ -158,8 +158,12 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "set it together with VOXANNE_EXTERNAL_ISSUER")
 	}
 	if c.ExternalJWKSURL != "" {
-		if u, err := url.Parse(c.ExternalJWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "want an http(s) URL")
+		// Whoever can answer this URL can mint tokens here: https only, but for a
+		// server on this machine.
+		u, err := url.Parse(c.ExternalJWKSURL)
+		loopback := err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+		if err != nil || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
+			return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "want an https URL (http only on loopback)")
 		}
 	}
 	if c.KeyEncryptionKey != "" && len(c.KeyEncryptionKey) < 16 {

@@ -1,0 +1,85 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/postgres"
+)
+
+// jobRecorder stands in for River's client: it records the jobs enqueued, in
+// the caller's transaction, as River would insert them.
+type jobRecorder struct{ args []voxanne.ProcessEventArgs }
+
+func (j *jobRecorder) InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, _ *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	// Touch River's table through the same transaction, as River does: this is
+	// where a role without access would fail.
+	if _, err := tx.Exec(ctx, "select count(*) from river_job"); err != nil {
+		return nil, err
+	}
+	j.args = append(j.args, args.(voxanne.ProcessEventArgs))
+	return &rivertype.JobInsertResult{Job: &rivertype.JobRow{ID: int64(len(j.args))}}, nil
+}
+
+func (j *jobRecorder) JobDeleteMany(context.Context, *river.JobDeleteManyParams) (*river.JobDeleteManyResult, error) {
+	return &river.JobDeleteManyResult{}, nil
+}
+
+// A bad event in a batch is set aside alone: the good ones commit, the bad one
+// records its attempt and error and gets a job of its own to retry it.
+func TestBatchSetsABadEventAside(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	_, org := signUp(t, db, "ingest@example.com")
+	if _, err := db.Owner.Exec(ctx, `insert into phone_numbers (org_id, e164, provider) values ($1, '+14155550199', 'twilio')`, org); err != nil {
+		t.Fatal(err)
+	}
+	jobs := &jobRecorder{}
+	s := postgres.NewIngestStore(db, jobs)
+	good := url.Values{"MessageSid": {"SMgood"}, "From": {"+14155551234"}, "To": {"+14155550199"}, "Body": {"hi"}}
+	goodJSON, _ := jsonOf(good)
+	var goodID, badID int64
+	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
+		values ('twilio', 'sms', 'bad', $1, '"not a form"') returning id`, org).Scan(&badID); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
+		values ('twilio', 'sms', 'good', $1, $2) returning id`, org, goodJSON).Scan(&goodID); err != nil {
+		t.Fatal(err)
+	}
+	// The good event's job takes the bad one along in its batch.
+	if err := s.ProcessEvent(ctx, voxanne.ProcessEventArgs{EventID: goodID, OrgID: org}); err != nil {
+		t.Fatalf("the good event's job failed: %v", err)
+	}
+	var goodStatus, badStatus string
+	var attempts int
+	var lastErr *string
+	if err := db.Owner.QueryRow(ctx, `select (select status from webhook_events where id = $1),
+		status, attempts, last_error from webhook_events where id = $2`, goodID, badID).Scan(&goodStatus, &badStatus, &attempts, &lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if goodStatus != "processed" || badStatus != "pending" || attempts != 1 || lastErr == nil {
+		t.Fatalf("good %s, bad %s attempts %d error %v", goodStatus, badStatus, attempts, lastErr)
+	}
+	if len(jobs.args) != 1 || jobs.args[0].EventID != badID {
+		t.Fatalf("requeued %+v, want a job for the bad event", jobs.args)
+	}
+	var n int
+	if err := db.Owner.QueryRow(ctx, `select count(*) from messages where provider_message_id = 'SMgood'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("good message stored %d times (%v)", n, err)
+	}
+	// Its own job then fails, for River to retry with backoff.
+	if err := s.ProcessEvent(ctx, voxanne.ProcessEventArgs{EventID: badID, OrgID: org}); err == nil {
+		t.Fatal("the bad event's own job succeeded")
+	}
+}
+
+func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
