@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,67 +54,35 @@ With --json the text goes to stderr and stdout gets one JSON object instead.
 
 // authConfig is the parsed command line of "voxbench auth".
 type authConfig struct {
-	base        *url.URL
-	users       int
-	orgs        int
-	concurrency int
-	duration    time.Duration
-	warmup      time.Duration
-	path        string
-	fresh       bool
-	pool        int
-	json        bool
+	loadFlags
+	users int
+	orgs  int
+	path  string
+	fresh bool
+	pool  int
 }
 
 func parseAuthFlags(args []string, stdout, stderr io.Writer) (*authConfig, int) {
-	var (
-		cfg    authConfig
-		rawURL string
-	)
+	var cfg authConfig
 	fs := flag.NewFlagSet("auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&rawURL, "url", "http://127.0.0.1:8080", "base `URL` of the Voxanne server; loopback only ("+allowedTargets+")")
+	cfg.register(fs, "requests", "`D` of load sent before measuring starts and not counted (fills connection\npools and server caches); 0 for none")
 	fs.IntVar(&cfg.users, "users", 200, "`N` users to sign up in set-up, each with its own password and token")
 	fs.IntVar(&cfg.orgs, "orgs", 20, "`M` org names to cycle through: user i asks for \"Bench org <i mod M>\".\nNames only: every sign-up creates its own organization today")
-	fs.IntVar(&cfg.concurrency, "concurrency", 32, "`C` workers send requests in parallel, each on its own keep-alive connection")
-	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "`D`, the length of the measured load phase, after the warm-up (max 10m)")
 	fs.StringVar(&cfg.path, "path", "/api/session", "the route (`PATH`, may include a query) every load request GETs with a\nuser's bearer token")
-	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "`D` of load sent before measuring starts and not counted (fills connection\npools and server caches); 0 for none")
 	fs.BoolVar(&cfg.fresh, "fresh-tokens", false, "uncached mode: every request uses a token never used before, from a pool\nminted in set-up by password sign-ins; the load phase stops early when the\npool is used up. Measures the uncached token verification path. The\nwarm-up reuses the sign-up tokens, so the pool is spent on measured requests")
 	fs.IntVar(&cfg.pool, "pool", 5000, "with --fresh-tokens: `P` tokens in the pool, each from a password sign-in\n(POST /auth/v1/token?grant_type=password) cycling over the users. Sign-ins\nhash passwords, so expect tens to hundreds a second: minting is slow")
-	fs.BoolVar(&cfg.json, "json", false, "print the report as one JSON object on stdout (text goes to stderr)")
-	fs.Usage = func() {}
-	if code := parseFlags(fs, args); code >= 0 {
-		if code == 0 {
-			fmt.Fprint(stdout, authUsageHead)
-			printFlags(stdout, fs)
-			fmt.Fprint(stdout, authUsageTail)
-		} else {
-			fmt.Fprintln(stderr, "run \"voxbench auth --help\" for the flags")
-		}
+	if code := cfg.parse(fs, args, "auth", authUsageHead, authUsageTail, stdout, stderr); code >= 0 {
 		return nil, code
 	}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	u, err := checkLoopback(rawURL)
-	if err != nil {
-		bad("%v", err)
-	}
-	cfg.base = u
+	cfg.check(bad)
 	if cfg.users < 1 {
 		bad("--users must be at least 1")
 	}
 	if cfg.orgs < 1 {
 		bad("--orgs must be at least 1")
-	}
-	if cfg.concurrency < 1 || cfg.concurrency > 10_000 {
-		bad("--concurrency must be between 1 and 10000")
-	}
-	if cfg.duration <= 0 || cfg.duration > maxDuration {
-		bad("--duration must be more than 0 and at most %v", maxDuration)
-	}
-	if cfg.warmup < 0 || cfg.warmup > maxDuration {
-		bad("--warmup must be between 0 and %v", maxDuration)
 	}
 	if !strings.HasPrefix(cfg.path, "/") {
 		bad("--path must start with /")
@@ -128,11 +95,8 @@ func parseAuthFlags(args []string, stdout, stderr io.Writer) (*authConfig, int) 
 			bad("--pool only makes sense with --fresh-tokens")
 		}
 	})
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "voxbench auth:", p)
-		}
-		return nil, 2
+	if code := usageProblems("auth", problems, stderr); code >= 0 {
+		return nil, code
 	}
 	return &cfg, -1
 }

@@ -84,51 +84,28 @@ stderr and stdout gets one JSON object instead.
 
 // ingestConfig is the parsed command line of "voxbench ingest".
 type ingestConfig struct {
-	base        *url.URL
-	secret      string
-	concurrency int
-	duration    time.Duration
-	warmup      time.Duration
-	drain       time.Duration
-	rate        float64
-	json        bool
+	loadFlags
+	secret string
+	drain  time.Duration
+	rate   float64
 }
 
 func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, int) {
-	var (
-		cfg    ingestConfig
-		rawURL string
-	)
+	var cfg ingestConfig
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&rawURL, "url", "http://127.0.0.1:8080", "base `URL` of the Voxanne server; loopback only ("+allowedTargets+")")
+	cfg.register(fs, "events", "`D` of load sent before measuring starts and not counted in the latency\n(its events are still expected to be processed); 0 for none")
 	// No default in the flag itself: printFlags would print it, and it is a
 	// secret. The environment is read after parsing instead.
 	fs.StringVar(&cfg.secret, "vapi-secret", "", "the server's Vapi server-URL `SECRET`, used to sign every event with\nX-Timestamp + X-Signature (HMAC-SHA256). Required.\n(default $"+envVapiSecret+")")
-	fs.IntVar(&cfg.concurrency, "concurrency", 32, "`C` workers send events in parallel, each on its own keep-alive connection")
-	fs.DurationVar(&cfg.duration, "duration", 20*time.Second, "`D`, the length of the measured load phase, after the warm-up (max 10m)")
-	fs.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "`D` of load sent before measuring starts and not counted in the latency\n(its events are still expected to be processed); 0 for none")
 	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "`D` to wait after the load for every acknowledged event to be processed\n(max 10m). The set-up probe event waits up to this too (at least 10s)")
 	fs.Float64Var(&cfg.rate, "rate", 0, "offer at most `R` events/s in total (0: as fast as the workers go); a steady\noffered rate shows whether processing keeps up with it")
-	fs.BoolVar(&cfg.json, "json", false, "print the report as one JSON object on stdout (text goes to stderr)")
-	fs.Usage = func() {}
-	if code := parseFlags(fs, args); code >= 0 {
-		if code == 0 {
-			fmt.Fprint(stdout, ingestUsageHead)
-			printFlags(stdout, fs)
-			fmt.Fprint(stdout, ingestUsageTail)
-		} else {
-			fmt.Fprintln(stderr, "run \"voxbench ingest --help\" for the flags")
-		}
+	if code := cfg.parse(fs, args, "ingest", ingestUsageHead, ingestUsageTail, stdout, stderr); code >= 0 {
 		return nil, code
 	}
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	u, err := checkLoopback(rawURL)
-	if err != nil {
-		bad("%v", err)
-	}
-	cfg.base = u
+	cfg.check(bad)
 	secretGiven := false
 	fs.Visit(func(f *flag.Flag) { secretGiven = secretGiven || f.Name == "vapi-secret" })
 	if !secretGiven {
@@ -142,26 +119,13 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 		}
 	}
 	if cfg.rate < 0 || cfg.rate > 1e6 {
-		fmt.Fprintln(stderr, "voxbench ingest: --rate must be between 0 and 1000000")
-		return nil, 2
-	}
-	if cfg.concurrency < 1 || cfg.concurrency > 10_000 {
-		bad("--concurrency must be between 1 and 10000")
-	}
-	if cfg.duration <= 0 || cfg.duration > maxDuration {
-		bad("--duration must be more than 0 and at most %v", maxDuration)
-	}
-	if cfg.warmup < 0 || cfg.warmup > maxDuration {
-		bad("--warmup must be between 0 and %v", maxDuration)
+		bad("--rate must be between 0 and 1000000")
 	}
 	if cfg.drain < 0 || cfg.drain > maxDuration {
 		bad("--drain must be between 0 and %v", maxDuration)
 	}
-	if len(problems) > 0 {
-		for _, p := range problems {
-			fmt.Fprintln(stderr, "voxbench ingest:", p)
-		}
-		return nil, 2
+	if code := usageProblems("ingest", problems, stderr); code >= 0 {
+		return nil, code
 	}
 	return &cfg, -1
 }

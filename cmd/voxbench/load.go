@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,4 +112,70 @@ func get(c *http.Client, target, token string, keep func(int) bool) (int, []byte
 		return 0, nil, err
 	}
 	return resp.StatusCode, body, nil
+}
+
+// loadFlags are the flags every mode shares: the target, the workers, the
+// measured phase and the report format.
+type loadFlags struct {
+	base        *url.URL
+	rawURL      string
+	concurrency int
+	duration    time.Duration
+	warmup      time.Duration
+	json        bool
+}
+
+// register adds the shared flags to fs; unit names what a worker sends and
+// warmupHelp says what the warm-up is for in this mode.
+func (l *loadFlags) register(fs *flag.FlagSet, unit, warmupHelp string) {
+	fs.StringVar(&l.rawURL, "url", "http://127.0.0.1:8080", "base `URL` of the Voxanne server; loopback only ("+allowedTargets+")")
+	fs.IntVar(&l.concurrency, "concurrency", 32, "`C` workers send "+unit+" in parallel, each on its own keep-alive connection")
+	fs.DurationVar(&l.duration, "duration", 20*time.Second, "`D`, the length of the measured load phase, after the warm-up (max 10m)")
+	fs.DurationVar(&l.warmup, "warmup", 2*time.Second, warmupHelp)
+	fs.BoolVar(&l.json, "json", false, "print the report as one JSON object on stdout (text goes to stderr)")
+}
+
+// parse parses args, printing the mode's help on --help; it returns -1 to go
+// on, or the exit code.
+func (l *loadFlags) parse(fs *flag.FlagSet, args []string, mode, head, tail string, stdout, stderr io.Writer) int {
+	fs.Usage = func() {}
+	code := parseFlags(fs, args)
+	switch {
+	case code == 0:
+		fmt.Fprint(stdout, head)
+		printFlags(stdout, fs)
+		fmt.Fprint(stdout, tail)
+	case code > 0:
+		fmt.Fprintf(stderr, "run \"voxbench %s --help\" for the flags\n", mode)
+	}
+	return code
+}
+
+// check validates the shared flags, reporting through bad.
+func (l *loadFlags) check(bad func(format string, args ...any)) {
+	u, err := checkLoopback(l.rawURL)
+	if err != nil {
+		bad("%v", err)
+	}
+	l.base = u
+	if l.concurrency < 1 || l.concurrency > 10_000 {
+		bad("--concurrency must be between 1 and 10000")
+	}
+	if l.duration <= 0 || l.duration > maxDuration {
+		bad("--duration must be more than 0 and at most %v", maxDuration)
+	}
+	if l.warmup < 0 || l.warmup > maxDuration {
+		bad("--warmup must be between 0 and %v", maxDuration)
+	}
+}
+
+// usageProblems prints problems and returns exit code 2, or -1 when there are none.
+func usageProblems(mode string, problems []string, stderr io.Writer) int {
+	for _, p := range problems {
+		fmt.Fprintf(stderr, "voxbench %s: %s\n", mode, p)
+	}
+	if len(problems) > 0 {
+		return 2
+	}
+	return -1
 }
