@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,12 +118,55 @@ func TestRevocationAcrossInstances(t *testing.T) {
 		t.Logf("rejected by the other instance after %s", rejectedWithin(t, b.URL, s.AccessToken, time.Second))
 		rejectedWithin(t, a.URL, s.AccessToken, 10*time.Millisecond)
 	})
-	for name, sql := range map[string]string{
-		"role change":      "update memberships set role = 'member' where user_id = $1",
-		"removal from org": "delete from memberships where user_id = $1",
+	// An owner on instance A changes a member's role, or removes them, through
+	// the organizations API; the member's token stops working on instance B.
+	owner := signUp(t, a.URL, "owner@example.com")
+	join := func(email string) session {
+		t.Helper()
+		code, inv := call(t, "POST", a.URL+"/api/org/invitations", owner.AccessToken, map[string]any{"email": email, "role": "member"})
+		if code != 201 {
+			t.Fatalf("invite: %d %v", code, inv)
+		}
+		_, secret, _ := strings.Cut(inv["accept_url"].(string), "token=")
+		m := signUp(t, a.URL, email)
+		if code, body := call(t, "POST", a.URL+"/api/invitations/accept", m.AccessToken, map[string]any{"token": secret}); code != 200 {
+			t.Fatalf("accept: %d %v", code, body)
+		}
+		org := body(t, a.URL, owner.AccessToken)["org"].(map[string]any)["id"].(string)
+		code, sw := call(t, "POST", a.URL+"/api/orgs/"+org+"/switch", m.AccessToken, nil)
+		if code != 200 {
+			t.Fatalf("switch: %d %v", code, sw)
+		}
+		m.AccessToken = sw["access_token"].(string)
+		return m
+	}
+	for name, change := range map[string]func(m session) (string, string, any){
+		"role change through the API": func(m session) (string, string, any) {
+			return "PATCH", "/api/org/members/" + m.User.ID, map[string]any{"role": "admin"}
+		},
+		"removal through the API": func(m session) (string, string, any) {
+			return "DELETE", "/api/org/members/" + m.User.ID, nil
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := signUp(t, a.URL, name[:4]+"@example.com")
+			m := join(strings.ReplaceAll(name, " ", "-") + "@example.com")
+			warm(m)
+			method, path, req := change(m)
+			if code, body := call(t, method, a.URL+path, owner.AccessToken, req); code != 200 && code != 204 {
+				t.Fatalf("%s %s: %d %v", method, path, code, body)
+			}
+			t.Logf("rejected by the other instance after %s", rejectedWithin(t, b.URL, m.AccessToken, time.Second))
+			rejectedWithin(t, a.URL, m.AccessToken, 10*time.Millisecond)
+		})
+	}
+	// The same through the database directly (another tool, a migration):
+	// the triggers announce it too.
+	for name, sql := range map[string]string{
+		"role change in the database":      "update memberships set role = 'member' where user_id = $1",
+		"removal from org in the database": "delete from memberships where user_id = $1",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := signUp(t, a.URL, strings.ReplaceAll(name, " ", "-")+"@example.com")
 			warm(s)
 			if _, err := admin.Exec(ctx, sql, s.User.ID); err != nil {
 				t.Fatal(err)
@@ -173,4 +217,14 @@ func TestRevocationAcrossInstances(t *testing.T) {
 			}
 		}
 	})
+}
+
+// body GETs /api/me with tok and returns the decoded answer.
+func body(t *testing.T, base, tok string) map[string]any {
+	t.Helper()
+	code, m := call(t, "GET", base+"/api/me", tok, nil)
+	if code != 200 {
+		t.Fatalf("GET /api/me: %d %v", code, m)
+	}
+	return m
 }
