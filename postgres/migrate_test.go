@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/voxanne/voxanne/internal/testdb"
 	"github.com/voxanne/voxanne/postgres"
 )
@@ -106,5 +107,37 @@ func TestMigrationFilesArePaired(t *testing.T) {
 		if m.Version != i+1 {
 			t.Errorf("migration %d has version %d: numbers must be consecutive", i, m.Version)
 		}
+	}
+}
+
+// A verifier computed here is one PostgreSQL accepts: a role given it logs in
+// with the password and not with another.
+func TestSCRAMVerifierLogsIn(t *testing.T) {
+	url := testdb.NewDatabase(t)
+	ctx := context.Background()
+	if err := testdb.Exec(ctx, "postgres", "drop role if exists scram_probe"); err != nil {
+		t.Fatal(err)
+	}
+	if err := testdb.Exec(ctx, "postgres", "create role scram_probe login password '"+postgres.SCRAMVerifier("probe-Pass-1")+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = testdb.Exec(context.Background(), "postgres", "drop role if exists scram_probe") })
+	login := func(pw string) error {
+		cfg, err := pgx.ParseConfig(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.User, cfg.Password = "scram_probe", pw
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			conn.Close(ctx)
+		}
+		return err
+	}
+	if err := login("probe-Pass-1"); err != nil {
+		t.Fatalf("right password refused: %v", err)
+	}
+	if err := login("probe-Pass-2"); err == nil {
+		t.Fatal("wrong password accepted")
 	}
 }

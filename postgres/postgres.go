@@ -7,6 +7,8 @@ package postgres
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -129,16 +131,42 @@ func (db *DB) rolePool(ctx context.Context, role string) (*pgxpool.Pool, error) 
 }
 
 // setupRoleLogins lets the service roles log in with their derived passwords.
+// The statement carries a SCRAM verifier, never the password itself, so a
+// server log of it (log_statement, or an error) reveals nothing usable.
 func setupRoleLogins(ctx context.Context, conn *pgx.Conn, ownerPassword string) error {
 	for _, role := range []string{AuthRole, TenantRole} {
-		// DDL takes no parameters; the password is base64url, so it needs no escaping.
-		sql := fmt.Sprintf("alter role %s login password '%s'",
-			pgx.Identifier{role}.Sanitize(), rolePassword(ownerPassword, role))
-		if _, err := conn.Exec(ctx, sql); err != nil {
+		// DDL takes no parameters; the verifier is base64 and '$:', so it needs
+		// no escaping.
+		if _, err := conn.Exec(ctx, roleLoginSQL(role, rolePassword(ownerPassword, role))); err != nil {
 			return fmt.Errorf("set up login of %s (the DATABASE_URL user needs CREATEROLE): %w", role, err)
 		}
 	}
 	return nil
+}
+
+func roleLoginSQL(role, password string) string {
+	return fmt.Sprintf("alter role %s login password '%s'", pgx.Identifier{role}.Sanitize(), SCRAMVerifier(password))
+}
+
+// SCRAMVerifier computes PostgreSQL's stored form of a SCRAM-SHA-256 password
+// (RFC 5802/7677): iterations, salt, StoredKey and ServerKey.
+func SCRAMVerifier(password string) string {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		panic(err) // only for invalid parameters, which these are not
+	}
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	storedKey := sha256.Sum256(mac(salted, "Client Key"))
+	serverKey := mac(salted, "Server Key")
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey))
 }
 
 // Close closes every pool.
