@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/voxanne/voxanne"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -55,5 +57,44 @@ func JobsCheck(counts func(context.Context) (voxanne.JobCounts, error), unroutab
 		}
 		return map[string]any{"queued": c.Queued, "running": c.Running, "retrying": c.Retrying,
 			"discarded": c.Discarded, "unroutable_events": n}, nil
+	}
+}
+
+// poolCollector exports database pool statistics to Prometheus.
+type poolCollector struct {
+	stats              func() map[string]*pgxpool.Stat
+	total, idle, inUse *prometheus.Desc
+	acquires, waits    *prometheus.Desc
+	waitSeconds        *prometheus.Desc
+}
+
+func newPoolCollector(stats func() map[string]*pgxpool.Stat) *poolCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"pool"}, nil)
+	}
+	return &poolCollector{stats: stats,
+		total:       d("voxanne_db_pool_connections", "Open connections of each database pool."),
+		idle:        d("voxanne_db_pool_idle_connections", "Idle connections of each database pool."),
+		inUse:       d("voxanne_db_pool_acquired_connections", "Connections in use in each database pool."),
+		acquires:    d("voxanne_db_pool_acquires_total", "Connections acquired from each pool."),
+		waits:       d("voxanne_db_pool_empty_acquires_total", "Acquires that had to wait for a connection."),
+		waitSeconds: d("voxanne_db_pool_acquire_wait_seconds_total", "Time spent waiting for a connection."),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.total, c.idle, c.inUse, c.acquires, c.waits, c.waitSeconds} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, st := range c.stats() {
+		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(st.TotalConns()), name)
+		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(st.IdleConns()), name)
+		ch <- prometheus.MustNewConstMetric(c.inUse, prometheus.GaugeValue, float64(st.AcquiredConns()), name)
+		ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()), name)
+		ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(st.EmptyAcquireCount()), name)
+		ch <- prometheus.MustNewConstMetric(c.waitSeconds, prometheus.CounterValue, st.AcquireDuration().Seconds(), name)
 	}
 }

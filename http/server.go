@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -62,6 +64,8 @@ type Server struct {
 	WebhookConfig WebhookConfig
 	// Jobs counts background jobs for /metrics.
 	Jobs func(context.Context) (voxanne.JobCounts, error)
+	// Pools, when set, exports the database pools' statistics in /metrics.
+	Pools func() map[string]*pgxpool.Stat
 	// ReportError, when set, receives every unexpected failure (a 500 or a
 	// panic), for example to send it to Sentry.
 	ReportError func(ctx context.Context, requestID string, err error)
@@ -100,6 +104,9 @@ func (s *Server) Handler() http.Handler {
 		forbidden: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voxanne_forbidden_total", Help: "403 answers (a role or org not allowed), by route pattern.",
 		}, []string{"route"}),
+	}
+	if s.Pools != nil {
+		s.Registry.MustRegister(newPoolCollector(s.Pools))
 	}
 	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	rl := DefaultRateLimits

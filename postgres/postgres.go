@@ -265,3 +265,8 @@ func mapError(op string, err error) error {
 
 // TenantStat returns the tenant pool's statistics.
 func (db *DB) TenantStat() *pgxpool.Stat { return db.Tenant.Stat() }
+
+// PoolStats returns each pool's statistics by role name, for /metrics.
+func (db *DB) PoolStats() map[string]*pgxpool.Stat {
+	return map[string]*pgxpool.Stat{"owner": db.Owner.Stat(), "auth": db.Auth.Stat(), "tenant": db.Tenant.Stat()}
+}

@@ -105,6 +105,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			Vapi:         webhook.VapiSecrets{Current: cfg.VapiSecret, Previous: cfg.VapiSecretPrev},
 			TwilioTokens: []string{cfg.TwilioToken, cfg.TwilioTokenPrev}},
 		ReportError:    reportError,
+		Pools:          db.PoolStats,
 		Auth:           auth.svc,
 		Authenticator:  auth.authn,
 		Orgs:           postgres.NewOrgStore(db.DB, auth.svc),

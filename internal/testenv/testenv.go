@@ -180,7 +180,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	srv := &voxhttp.Server{Logger: logger, Version: "test", Started: time.Now(),
 		AuthSettings: voxhttp.AuthSettings{DisableSignup: opts.DisableSignup, Autoconfirm: autoconfirm},
 		RateLimits:   opts.RateLimits, ClientIPHeader: opts.ClientIPHeader, CORSOrigins: opts.CORSOrigins,
-		Checks: map[string]voxhttp.Check{"database": voxhttp.DatabaseCheck(db)}}
+		Checks: map[string]voxhttp.Check{"database": voxhttp.DatabaseCheck(db)}, Pools: db.PoolStats}
 	if srv.RateLimits == nil {
 		srv.RateLimits = &voxhttp.RateLimits{}
 	}
