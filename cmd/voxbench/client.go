@@ -112,30 +112,44 @@ func endpoint(base *url.URL, path string) string {
 // maxBodyKept bounds how much of a response body is kept for error messages.
 const maxBodyKept = 2048
 
-// postJSON sends body as JSON and returns the status and (the start of) the
-// response body. The body is read to the end so the connection is reused.
-func postJSON(ctx context.Context, c *http.Client, target string, body any) (int, []byte, error) {
-	b, err := json.Marshal(body)
+// sendJSON sends a request with an optional JSON body and bearer token and
+// returns the status and (the start of) the response body, read to the end so
+// the connection is reused.
+func sendJSON(ctx context.Context, c *http.Client, method, target, token string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, err
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	// Sessions are a few KB; 1 MiB is far more than any answer needs.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return resp.StatusCode, data, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, data, nil
+}
+
+// postJSON sends body as JSON with no token.
+func postJSON(ctx context.Context, c *http.Client, target string, body any) (int, []byte, error) {
+	return sendJSON(ctx, c, http.MethodPost, target, "", body)
 }
 
 // truncate shortens a response body for printing.

@@ -739,41 +739,6 @@ func (q *queueSampler) unroutableGrowth() int {
 	return q.unroutable[1] - q.unroutable[0]
 }
 
-// sendJSON sends a request with an optional JSON body and bearer token and
-// returns the status and (the start of) the response body, read to the end so
-// the connection is reused.
-func sendJSON(ctx context.Context, c *http.Client, method, target, token string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return 0, nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return resp.StatusCode, data, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, data, nil
-}
-
 // pacer returns a function that blocks until the next request may go, spacing
 // requests evenly at rate per second across all workers (no-op for rate 0).
 func pacer(ctx context.Context, rate float64) func() {
