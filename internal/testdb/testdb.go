@@ -75,9 +75,6 @@ func Exec(ctx context.Context, database, sql string, args ...any) error {
 	return err
 }
 
-// Cluster returns the test binary's cluster.
-func Cluster() *pglocal.Cluster { return cluster }
-
 // NewDatabase creates an empty-but-migrated clone of the template and returns its
 // superuser URL; it is dropped when the test ends.
 func NewDatabase(t testing.TB) string {
