@@ -2,14 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,12 +89,12 @@ func TestUsageAndExitCodes(t *testing.T) {
 }
 
 // startServe runs the real binary and waits for /health to answer 200.
-func startServe(t *testing.T, env []string, within time.Duration) (*exec.Cmd, string, *bytes.Buffer) {
+func startServe(t *testing.T, env []string, within time.Duration, args ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
 	addr := testbin.FreeAddr(t)
-	cmd := exec.Command(binary, "serve", "--addr", addr)
+	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logs := &bytes.Buffer{}
+	logs := &lockedBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -128,7 +131,7 @@ func postmasterPID(t *testing.T, dataDir string) int {
 	return pid
 }
 
-func stopAndCheckNoPostgres(t *testing.T, cmd *exec.Cmd, pgPID int, logs *bytes.Buffer) {
+func stopAndCheckNoPostgres(t *testing.T, cmd *exec.Cmd, pgPID int, logs *lockedBuffer) {
 	t.Helper()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -214,5 +217,122 @@ func TestMigrateCommand(t *testing.T) {
 	}
 	if out := runCmd("migrate", "up"); !strings.Contains(out, "applied 0001") {
 		t.Fatalf("up again: %s", out)
+	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The demo seeds a login and a few days of calls and texts through the signed
+// webhook path; a second start adds nothing but a new password.
+func TestServeDemo(t *testing.T) {
+	dataDir := testdb.ServerDir(t)
+	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}
+	login := regexp.MustCompile(`sign in with (\S+) / (\S+)`)
+	for run := 0; run < 2; run++ {
+		cmd, url, logs := startServe(t, env, 30*time.Second, "--demo")
+		var m []string
+		for deadline := time.Now().Add(30 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			m = login.FindStringSubmatch(logs.String())
+		}
+		if m == nil {
+			t.Fatalf("no demo login printed:\n%s", logs)
+		}
+		tok := demoSignIn(t, url, m[1], m[2])
+		var calls int
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if calls = demoStat(t, url, tok, "calls"); calls == 24 {
+				break
+			}
+		}
+		if calls != 24 || demoStat(t, url, tok, "messages_in") != 4 {
+			t.Fatalf("run %d: %d calls, %d texts", run, calls, demoStat(t, url, tok, "messages_in"))
+		}
+		stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
+	}
+}
+
+func demoSignIn(t *testing.T, url, email, password string) string {
+	t.Helper()
+	b, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := http.Post(url+"/auth/v1/token?grant_type=password", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("demo sign-in: %d %v", resp.StatusCode, err)
+	}
+	return s.AccessToken
+}
+
+func demoStat(t *testing.T, url, tok, field string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+"/api/stats", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := st[field].(float64)
+	return int(n)
+}
+
+// webhook send signs a sample so the server accepts it; a wrong secret is
+// refused and the command fails.
+func TestWebhookSend(t *testing.T) {
+	dataDir := testdb.ServerDir(t)
+	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json",
+		"VOXANNE_VAPI_SECRET=right-secret", "VOXANNE_TWILIO_AUTH_TOKEN=right-token"}
+	cmd, url, logs := startServe(t, env, 30*time.Second)
+	defer func() { stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs) }()
+	send := func(kind, file, secret string) (int, string) {
+		c := exec.Command(binary, "webhook", "send", kind, file, "--url", url, "--new-id")
+		c.Env = append(os.Environ(), "VOXANNE_PUBLIC_URL="+url, "VOXANNE_DATA_DIR="+dataDir, secret)
+		out, err := c.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		return 0, string(out)
+	}
+	cases := []struct {
+		kind, file, env string
+		code            int
+		out             string
+	}{
+		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=right-secret", 0, "200 OK"},
+		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=wrong-secret", 1, "401"},
+		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=right-token", 0, "<Response></Response>"},
+		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=wrong-token", 1, "401"},
+		{"fax", "x", "VOXANNE_VAPI_SECRET=right-secret", 2, "unknown webhook kind"},
+	}
+	for _, c := range cases {
+		code, out := send(c.kind, c.file, c.env)
+		if code != c.code || !strings.Contains(out, c.out) {
+			t.Errorf("%s with %s: exit %d, output %q", c.kind, c.env, code, out)
+		}
 	}
 }
