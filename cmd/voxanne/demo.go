@@ -143,7 +143,7 @@ func seedDemo(ctx context.Context, cfg *Config, base string, db *postgres.DB, au
 		sent++
 	}
 	log.Info("demo data seeded", "events", sent, "org_id", orgID)
-	fmt.Fprintf(out, "\nDemo ready: sign in with %s / %s\n  (POST %s/auth/v1/token?grant_type=password; the password is new on every --demo start)\n\n",
-		demoEmail, password, cfg.PublicURL)
+	fmt.Fprintf(out, "\nDemo ready: open %s/login and sign in with %s / %s\n  (or POST %s/auth/v1/token?grant_type=password; the password is new on every --demo start)\n\n",
+		cfg.PublicURL, demoEmail, password, cfg.PublicURL)
 	return nil
 }

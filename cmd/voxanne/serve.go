@@ -14,6 +14,7 @@ import (
 	voxhttp "github.com/voxanne/voxanne/http"
 	"github.com/voxanne/voxanne/jobs"
 	"github.com/voxanne/voxanne/postgres"
+	"github.com/voxanne/voxanne/web"
 	"github.com/voxanne/voxanne/webhook"
 )
 
@@ -116,8 +117,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		CORSOrigins:    cfg.CORSOrigins,
 		SiteURL:        cfg.PublicURL + "/",
 	}
+	// The dashboard answers its own paths; everything else is the API's.
+	dash := web.New(web.Config{Auth: auth.svc, Authenticator: auth.authn, Orgs: srv.Orgs, Voice: srv.Voice,
+		PublicURL: cfg.PublicURL, Keys: web.SigningKeys(auth.keys.Current, auth.keys.Lookup), Logger: log,
+		SignInRate: web.Rate(cfg.RateLimits.SignIn), ClientIPHeader: cfg.RateLimitHeader, DisableSignup: cfg.DisableSignup})
 	httpSrv := &http.Server{
-		Handler:           srv.Handler(),
+		Handler:           web.Mount(srv.Handler(), dash),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

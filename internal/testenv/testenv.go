@@ -25,6 +25,7 @@ import (
 	voxhttp "github.com/voxanne/voxanne/http"
 	"github.com/voxanne/voxanne/internal/testdb"
 	"github.com/voxanne/voxanne/postgres"
+	"github.com/voxanne/voxanne/web"
 )
 
 // Options adjust the environment; the zero value is a default server with
@@ -249,7 +250,10 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	case <-time.After(10 * time.Second):
 		t.Fatal("testenv: revocation listener did not connect")
 	}
-	ts.Config.Handler = srv.Handler()
+	// The dashboard is mounted as serve mounts it.
+	dash := web.New(web.Config{Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
+		Keys: web.SigningKeys(keys.Current, keys.Lookup), Logger: logger, DisableSignup: opts.DisableSignup})
+	ts.Config.Handler = web.Mount(srv.Handler(), dash)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	e.Server = ts

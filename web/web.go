@@ -1,0 +1,286 @@
+// Package web is Voxanne's staff dashboard: server-rendered pages (html/template
+// and embedded first-party assets) that call the auth, org and voice services
+// in-process with the principal of the signed-in session, so that the same
+// isolation layers hold for them as for /api.
+//
+// The browser holds only an opaque, sealed, HttpOnly session cookie; the server
+// keeps the access and refresh tokens inside it, refreshes the access token
+// before it expires and authenticates every page, so that a logout, removal
+// from the org or role change elsewhere takes effect on the next page.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/voxanne/voxanne"
+)
+
+// Authenticator turns an access token into a principal; it checks the session
+// and the membership, as the /api authenticator does.
+type Authenticator interface {
+	Authenticate(ctx context.Context, raw string) (*voxanne.Principal, error)
+}
+
+// Rate is a request budget: N per Per. N <= 0 turns the limit off.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// Config is what the dashboard needs.
+type Config struct {
+	Auth voxanne.AuthService
+	// Authenticator verifies access tokens with the membership checks; nil
+	// uses Auth.Authenticate.
+	Authenticator Authenticator
+	Orgs          voxanne.OrgService
+	Voice         voxanne.VoiceService
+	// PublicURL is the external base URL; https makes cookies Secure.
+	PublicURL string
+	// Keys seal session cookies; they must be the same on every instance.
+	Keys KeySource
+	// SignInRate limits sign-in and sign-up attempts per client IP (the
+	// dashboard's own forms, which do not pass through /auth/v1).
+	SignInRate Rate
+	// ClientIPHeader names a trusted client-IP header set by a proxy ("":
+	// the socket peer address is the client).
+	ClientIPHeader string
+	Logger         *slog.Logger
+	// DisableSignup hides and refuses the sign-up form.
+	DisableSignup bool
+}
+
+// Handler serves the dashboard.
+type Handler struct {
+	cfg    Config
+	mux    *http.ServeMux
+	secure bool
+	origin string
+	pages  *pages
+
+	limitMu sync.Mutex
+	limits  map[string]*rate.Limiter
+}
+
+// New builds the dashboard handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Authenticator == nil {
+		cfg.Authenticator = cfg.Auth
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), pages: loadPages(), limits: map[string]*rate.Limiter{}}
+	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+		h.secure = u.Scheme == "https"
+		h.origin = u.Scheme + "://" + u.Host
+	}
+	h.routes()
+	return h
+}
+
+// dashboardRoots are the first path segments the dashboard answers; Mount
+// sends everything else to the API.
+var dashboardRoots = map[string]bool{
+	"": true, "login": true, "signup": true, "logout": true, "forgot": true, "reset": true,
+	"invitations": true, "overview": true, "calls": true, "messages": true, "contacts": true,
+	"team": true, "settings": true, "audit": true, "account": true, "orgs": true, "static": true,
+	"favicon.ico": true,
+}
+
+// IsDashboardPath reports whether path belongs to the dashboard.
+func IsDashboardPath(path string) bool {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if seg == "invitations" {
+		return path == "/invitations/accept"
+	}
+	return dashboardRoots[seg]
+}
+
+// Mount serves the dashboard's paths with dash and every other path (/api,
+// /auth/v1, /health, ...) with api.
+func Mount(api, dash http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsDashboardPath(r.URL.Path) {
+			dash.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// ServeHTTP serves a dashboard request with the security headers every page
+// carries.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	hd := w.Header()
+	hd.Set("Content-Security-Policy", csp)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "same-origin")
+	hd.Set("X-Frame-Options", "DENY")
+	rec := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.cfg.Logger.Error("dashboard panic", "path", r.URL.Path, "panic", p)
+			if rec.status == 0 {
+				h.renderError(rec, r, http.StatusInternalServerError, "Something went wrong", "The page could not be shown. Try again in a moment.")
+			}
+		}
+		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard request", slog.String("method", r.Method),
+			slog.String("path", r.URL.Path), slog.Int("status", rec.code()), slog.Duration("duration", time.Since(start)))
+	}()
+	h.mux.ServeHTTP(rec, r)
+}
+
+// csp forbids inline scripts and styles and every third-party origin; media
+// may come from https recording URLs.
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' https:; " +
+	"connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+func (h *Handler) routes() {
+	m := h.mux
+	m.HandleFunc("GET /static/{file}", h.static)
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
+	m.HandleFunc("GET /{$}", h.root)
+	m.HandleFunc("GET /login", h.public(h.loginPage))
+	m.HandleFunc("POST /login", h.public(h.loginPost))
+	m.HandleFunc("GET /signup", h.public(h.signupPage))
+	m.HandleFunc("POST /signup", h.public(h.signupPost))
+	m.HandleFunc("GET /forgot", h.public(h.forgotPage))
+	m.HandleFunc("POST /forgot", h.public(h.forgotPost))
+	m.HandleFunc("GET /reset", h.public(h.resetPage))
+	m.HandleFunc("POST /reset", h.public(h.resetPost))
+	m.HandleFunc("GET /invitations/accept", h.public(h.acceptPage))
+	m.HandleFunc("POST /invitations/accept", h.public(h.acceptPost))
+	m.HandleFunc("POST /logout", h.logout)
+
+	m.HandleFunc("GET /overview", h.app(h.overview))
+	m.HandleFunc("GET /calls", h.app(h.calls))
+	m.HandleFunc("GET /calls/{id}", h.app(h.call))
+	m.HandleFunc("GET /messages", h.app(h.messages))
+	m.HandleFunc("GET /contacts", h.app(h.contacts))
+	m.HandleFunc("GET /contacts/{id}", h.app(h.contact))
+	m.HandleFunc("POST /contacts/{id}", h.app(h.contactPost))
+	m.HandleFunc("GET /team", h.app(h.team))
+	m.HandleFunc("POST /team/invite", h.app(h.teamInvite))
+	m.HandleFunc("POST /team/members/{userId}/role", h.app(h.teamRole))
+	m.HandleFunc("POST /team/members/{userId}/remove", h.app(h.teamRemove))
+	m.HandleFunc("POST /team/invitations/{id}/revoke", h.app(h.teamRevoke))
+	m.HandleFunc("GET /settings", h.app(h.settings))
+	m.HandleFunc("POST /settings/org", h.app(h.settingsOrg))
+	m.HandleFunc("POST /settings/numbers", h.app(h.settingsAddNumber))
+	m.HandleFunc("POST /settings/numbers/{id}/delete", h.app(h.settingsDeleteNumber))
+	m.HandleFunc("GET /audit", h.app(h.audit))
+	m.HandleFunc("GET /audit/export", h.app(h.auditExport))
+	m.HandleFunc("GET /account", h.app(h.account))
+	m.HandleFunc("POST /account/password", h.app(h.accountPassword))
+	m.HandleFunc("POST /account/logout-everywhere", h.app(h.accountLogoutAll))
+	// Org switching and creation work from the org error page too, where the
+	// session's org is gone.
+	m.HandleFunc("POST /orgs/switch", h.anyOrg(h.switchOrg))
+	m.HandleFunc("POST /orgs", h.anyOrg(h.createOrg))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
+	})
+}
+
+// clientIP returns the request's client address.
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.cfg.ClientIPHeader != "" {
+		if v := strings.TrimSpace(strings.Split(r.Header.Get(h.cfg.ClientIPHeader), ",")[0]); v != "" {
+			return v
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (h *Handler) clientInfo(r *http.Request) voxanne.ClientInfo {
+	return voxanne.ClientInfo{IP: h.clientIP(r), UserAgent: r.UserAgent()}
+}
+
+// allow takes one sign-in attempt from the client's budget.
+func (h *Handler) allow(r *http.Request) bool {
+	if h.cfg.SignInRate.N <= 0 || h.cfg.SignInRate.Per <= 0 {
+		return true
+	}
+	ip := h.clientIP(r)
+	h.limitMu.Lock()
+	defer h.limitMu.Unlock()
+	l, ok := h.limits[ip]
+	if !ok {
+		if len(h.limits) > 100_000 {
+			h.limits = map[string]*rate.Limiter{}
+		}
+		l = rate.NewLimiter(rate.Every(h.cfg.SignInRate.Per/time.Duration(h.cfg.SignInRate.N)), h.cfg.SignInRate.N)
+		h.limits[ip] = l
+	}
+	return l.Allow()
+}
+
+// safeNext returns next when it is a same-origin path, else "/calls".
+func safeNext(next string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") ||
+		strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\\\r\n\t") {
+		return "/calls"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/calls"
+	}
+	if !IsDashboardPath(u.Path) || u.Path == "/" || u.Path == "/login" || u.Path == "/logout" || strings.HasPrefix(u.Path, "/static/") {
+		return "/calls"
+	}
+	return next
+}
