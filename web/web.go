@@ -99,7 +99,13 @@ var dashboardRoots = map[string]bool{
 
 // IsDashboardPath reports whether path belongs to the dashboard.
 func IsDashboardPath(path string) bool {
+	if path == "/" {
+		return true
+	}
 	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if seg == "" {
+		return false
+	}
 	if seg == "invitations" {
 		return path == "/invitations/accept"
 	}
