@@ -19,14 +19,19 @@ type InboundEvent struct {
 	EventType string
 	DedupKey  string
 	Payload   json.RawMessage
-	// Route names what the org is found by: a provider's number id, an
-	// assistant id or an E.164 number; and for Twilio status callbacks, the
+	// Route names what the org is found by: the org's own endpoint, or on the
+	// shared endpoints a provider's number id, an assistant id or an E.164
+	// number assigned by the operator; and for Twilio status callbacks, the
 	// message sid.
 	Route Route
 }
 
 // Route is what identifies the org of an event.
 type Route struct {
+	// OrgID is set when the event arrived on an org's own webhook endpoint: the
+	// event belongs to that org whatever numbers it names, and the other
+	// fields only label it within the org.
+	OrgID            string
 	ProviderNumberID string
 	AssistantID      string
 	E164             string
@@ -61,7 +66,9 @@ type WebhookService interface {
 	TakeMessage(ctx context.Context, org Routed, callerNumber, name, message string) error
 }
 
-// PhoneNumber is a number in the registry that routes provider events to an org.
+// PhoneNumber is a number an org registered to label its own traffic. It never
+// routes events from the shared webhook endpoints: only operator assignments
+// (PhoneAssignment) do.
 type PhoneNumber struct {
 	ID          string    `json:"id"`
 	E164        string    `json:"e164"`
@@ -197,6 +204,72 @@ type VoiceService interface {
 	AddPhoneNumber(ctx context.Context, p *Principal, n PhoneNumber) (*PhoneNumber, error)
 	DeletePhoneNumber(ctx context.Context, p *Principal, id string) error
 }
+
+// PhoneAssignment is the platform operator's assignment of a number, a
+// provider's number id or an assistant id to an org: the only thing that routes
+// events arriving on the shared webhook endpoints. Each of E164, ProviderID
+// and AssistantID is unique among assignments.
+type PhoneAssignment struct {
+	ID          string    `json:"id"`
+	OrgID       string    `json:"org_id"`
+	E164        *string   `json:"e164"`
+	Provider    string    `json:"provider"`
+	ProviderID  *string   `json:"provider_id"`
+	AssistantID *string   `json:"assistant_id"`
+	Label       string    `json:"label"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// WebhookEndpoint is an org's own webhook endpoint: events delivered to it,
+// authenticated with its secret, belong to that org.
+type WebhookEndpoint struct {
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	// Secret is the Vapi secret, set only in the answer that created or rotated
+	// it. A Twilio endpoint's auth token is never returned.
+	Secret string `json:"secret,omitempty"`
+	// PreviousValidUntil is when the secret before the last rotation stops
+	// being accepted.
+	PreviousValidUntil *time.Time `json:"previous_valid_until"`
+	CreatedAt          time.Time  `json:"created_at"`
+	RotatedAt          *time.Time `json:"rotated_at"`
+}
+
+// EndpointCredentials are what a delivery to an org's endpoint is verified
+// with: the secrets currently accepted (the current one first).
+type EndpointCredentials struct {
+	OrgID    string
+	Provider string
+	Secrets  []string
+}
+
+// WebhookEndpointService manages orgs' own webhook endpoints (admin) and the
+// operator's number assignments (service_role), and looks up an endpoint's
+// credentials for verification.
+type WebhookEndpointService interface {
+	// CreateEndpoint makes an endpoint for provider ("vapi": a secret is
+	// generated and returned once; "twilio": authToken is the org's own
+	// Twilio auth token, stored encrypted).
+	CreateEndpoint(ctx context.Context, p *Principal, provider, authToken, ip string) (*WebhookEndpoint, error)
+	Endpoints(ctx context.Context, p *Principal) ([]WebhookEndpoint, error)
+	// RotateEndpoint replaces the secret (a new generated one for Vapi,
+	// authToken for Twilio); the previous one is accepted for a grace period.
+	RotateEndpoint(ctx context.Context, p *Principal, id, authToken, ip string) (*WebhookEndpoint, error)
+	DeleteEndpoint(ctx context.Context, p *Principal, id, ip string) error
+	// EndpointCredentials returns the accepted secrets of endpoint id of
+	// provider; ENOTFOUND when there is none.
+	EndpointCredentials(ctx context.Context, provider, id string) (*EndpointCredentials, error)
+
+	// Assign records an operator assignment (ECONFLICT when the number, the
+	// provider id or the assistant id is already assigned).
+	Assign(ctx context.Context, a PhoneAssignment) (*PhoneAssignment, error)
+	// Assignments lists assignments, of one org when orgID is not "".
+	Assignments(ctx context.Context, orgID string) ([]PhoneAssignment, error)
+	Unassign(ctx context.Context, id string) error
+}
+
+// EndpointGracePeriod is how long a rotated-out endpoint secret stays valid.
+const EndpointGracePeriod = 24 * time.Hour
 
 // ProcessEventArgs is the background job that turns a stored webhook event into
 // calls, messages and contacts. Its Kind method makes it a River job.

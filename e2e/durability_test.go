@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,7 +22,9 @@ import (
 
 const durabilitySecret = "durability-vapi-secret"
 
-func signedEvent(t *testing.T, base, callID, number string) (*http.Request, error) {
+// signedEvent is an end-of-call report for callID, signed with secret, to the
+// Vapi endpoint at base+path.
+func signedEvent(base, path, secret, callID, number string) (*http.Request, error) {
 	body, _ := json.Marshal(map[string]any{"message": map[string]any{
 		"type": "end-of-call-report", "endedReason": "customer-ended-call",
 		"phoneNumber": map[string]any{"id": "pn-durable", "number": "+14155550100"},
@@ -30,13 +33,13 @@ func signedEvent(t *testing.T, base, callID, number string) (*http.Request, erro
 		"analysis":    map[string]any{"summary": "durability " + callID},
 	}})
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequest("POST", base+"/api/webhooks/vapi", bytes.NewReader(body))
+	req, err := http.NewRequest("POST", base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Timestamp", ts)
-	req.Header.Set("X-Signature", webhook.SignVapi(durabilitySecret, ts, body))
+	req.Header.Set("X-Signature", webhook.SignVapi(secret, ts, body))
 	return req, nil
 }
 
@@ -53,12 +56,15 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 	env := []string{"DATABASE_URL=" + dbURL, "VOXANNE_VAPI_SECRET=" + durabilitySecret, "VOXANNE_PUBLIC_URL=http://voxanne.test"}
 	s := startServer(t, env...)
 
-	// An org with the number the events come to.
+	// An org with its own Vapi endpoint, which the events come to.
 	sess := signUp(t, s.URL, "durable@example.com")
-	if code, body := call(t, "POST", s.URL+"/api/phone-numbers", sess.AccessToken,
-		map[string]any{"e164": "+14155550100", "provider": "vapi", "provider_id": "pn-durable"}); code != 201 {
-		t.Fatalf("register number: %d %v", code, body)
+	code, ep := call(t, "POST", s.URL+"/api/org/webhook-endpoints", sess.AccessToken, map[string]any{"provider": "vapi"})
+	if code != 201 {
+		t.Fatalf("create endpoint: %d %v", code, ep)
 	}
+	epURL, _ := ep["url"].(string)
+	epPath := strings.TrimPrefix(epURL, "http://voxanne.test")
+	epSecret, _ := ep["secret"].(string)
 
 	// Stream events from 4 senders; kill the server with SIGKILL mid-stream.
 	var (
@@ -79,7 +85,7 @@ func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("dur-%d-%d", w, i)
-				req, err := signedEvent(t, s.URL, id, fmt.Sprintf("+1415555%04d", i%50))
+				req, err := signedEvent(s.URL, epPath, epSecret, id, fmt.Sprintf("+1415555%04d", i%50))
 				if err != nil {
 					return
 				}

@@ -142,6 +142,9 @@ func (s *Server) registerAPI() {
 	if s.Webhooks != nil {
 		s.registerWebhooks()
 	}
+	if s.Endpoints != nil {
+		s.registerEndpoints()
+	}
 	s.route("/api/", func(w http.ResponseWriter, r *http.Request) error {
 		return voxanne.Errorf(voxanne.ENOTFOUND, "no such route")
 	})

@@ -32,6 +32,8 @@ type world struct {
 	secrets               []string
 	seq                   atomic.Int64
 	voiceA                voiceFixture // a call, contact, message and number of A
+	endpointA             string       // a webhook endpoint of A
+	orgC                  string       // a third org, the target of operator assignments
 }
 
 func newWorld(t *testing.T, opts testenv.Options) *world {
@@ -53,6 +55,8 @@ func newWorld(t *testing.T, opts testenv.Options) *world {
 		"member-a@example.com", "guest-a@example.com", w.inviteA, w.adminA.User.ID, w.membA.User.ID, w.ownerA.User.ID}
 	w.voiceA = seedVoice(t, e, w.orgA)
 	w.secrets = append(w.secrets, w.voiceA.secrets...)
+	w.endpointA = w.newEndpoint(t)
+	w.secrets = append(w.secrets, w.endpointA)
 	return w
 }
 
@@ -202,7 +206,62 @@ func routeCases() []routeCase {
 				return req{"DELETE", "/api/phone-numbers/" + id, nil}
 			},
 			cross: func(t *testing.T, w *world) req { return req{"DELETE", "/api/phone-numbers/" + w.voiceA.phoneID, nil} }},
+		// An org's own webhook endpoints: B's owner reaches none of A's.
+		{pattern: "GET /api/org/webhook-endpoints", minRole: "admin", want: 200, build: fixed("GET", "/api/org/webhook-endpoints", nil)},
+		{pattern: "POST /api/org/webhook-endpoints", minRole: "admin", want: 201,
+			build: fixed("POST", "/api/org/webhook-endpoints", map[string]any{"provider": "vapi", "org_id": "00000000-0000-0000-0000-000000000000"})},
+		{pattern: "POST /api/org/webhook-endpoints/{id}/rotate", minRole: "admin", want: 200,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"POST", "/api/org/webhook-endpoints/" + w.newEndpoint(t) + "/rotate", nil}
+			},
+			cross: func(t *testing.T, w *world) req {
+				return req{"POST", "/api/org/webhook-endpoints/" + w.endpointA + "/rotate", nil}
+			}},
+		{pattern: "DELETE /api/org/webhook-endpoints/{id}", minRole: "admin", want: 204,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				return req{"DELETE", "/api/org/webhook-endpoints/" + w.newEndpoint(t), nil}
+			},
+			cross: func(t *testing.T, w *world) req {
+				return req{"DELETE", "/api/org/webhook-endpoints/" + w.endpointA, nil}
+			}},
+		// The operator's number assignments, made here for orgs other than A.
+		{pattern: "GET /api/admin/phone-numbers", minRole: "service_role", want: 200, build: fixed("GET", "/api/admin/phone-numbers", nil)},
+		{pattern: "POST /api/admin/phone-numbers", minRole: "service_role", want: 201,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				n := w.seq.Add(1)
+				return req{"POST", "/api/admin/phone-numbers", map[string]any{"org_id": w.otherOrg(t),
+					"e164": fmt.Sprintf("+1628557%04d", n), "provider": "vapi", "assistant_id": fmt.Sprintf("asst-op-%d", n)}}
+			}},
+		{pattern: "DELETE /api/admin/phone-numbers/{id}", minRole: "service_role", want: 204,
+			build: func(t *testing.T, w *world, _ *testenv.Session) req {
+				e164 := fmt.Sprintf("+1628558%04d", w.seq.Add(1))
+				a, err := w.e.Endpoints.Assign(context.Background(), voxanne.PhoneAssignment{OrgID: w.otherOrg(t), E164: &e164, Provider: "twilio"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return req{"DELETE", "/api/admin/phone-numbers/" + a.ID, nil}
+			}},
 	}
+}
+
+// newEndpoint creates a Vapi endpoint of org A as its owner.
+func (w *world) newEndpoint(t *testing.T) string {
+	t.Helper()
+	r := w.e.Do("POST", "/api/org/webhook-endpoints", map[string]any{"provider": "vapi"}, testenv.Bearer(w.ownerA.AccessToken)...)
+	if r.Status != 201 {
+		t.Fatalf("create endpoint: %d %s", r.Status, r.Body)
+	}
+	id, _ := r.JSON(t)["id"].(string)
+	return id
+}
+
+// otherOrg is an org that is neither A nor B, made once per world.
+func (w *world) otherOrg(t *testing.T) string {
+	t.Helper()
+	if w.orgC == "" {
+		w.orgC = w.e.SignUp(w.fresh("operator-target")).OrgID()
+	}
+	return w.orgC
 }
 
 // apiRoutes lists the router's /api routes that need a token.

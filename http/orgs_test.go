@@ -416,6 +416,10 @@ func TestOrgEndpointsNeedAToken(t *testing.T) {
 		{"GET /api/org/audit-log", "GET", "/api/org/audit-log", nil},
 		{"GET /api/org/audit-log/export", "GET", "/api/org/audit-log/export", nil},
 		{"GET /api/org/audit-log/verify", "GET", "/api/org/audit-log/verify", nil},
+		{"GET /api/org/webhook-endpoints", "GET", "/api/org/webhook-endpoints", nil},
+		{"POST /api/org/webhook-endpoints", "POST", "/api/org/webhook-endpoints", map[string]any{"provider": "vapi"}},
+		{"POST /api/org/webhook-endpoints/{id}/rotate", "POST", "/api/org/webhook-endpoints/" + id + "/rotate", nil},
+		{"DELETE /api/org/webhook-endpoints/{id}", "DELETE", "/api/org/webhook-endpoints/" + id, nil},
 	}
 	// The table covers every organization route the router has.
 	var covered []string

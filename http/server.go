@@ -60,6 +60,9 @@ type Server struct {
 	Voice voxanne.VoiceService
 	// Webhooks receives Vapi and Twilio events.
 	Webhooks voxanne.WebhookService
+	// Endpoints manages orgs' own webhook endpoints and the operator's number
+	// assignments; nil leaves those routes out.
+	Endpoints voxanne.WebhookEndpointService
 	// Webhook verification settings.
 	WebhookConfig WebhookConfig
 	// Jobs counts background jobs for /metrics.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/voxanne/voxanne"
@@ -56,6 +57,58 @@ func (s *Server) registerWebhooks() {
 	s.route("POST /api/webhooks/vapi", s.handleVapi)
 	s.route("POST /api/webhooks/twilio/sms", s.twilio("sms"))
 	s.route("POST /api/webhooks/twilio/status", s.twilio("status"))
+	if s.Endpoints != nil {
+		s.route("POST /api/webhooks/vapi/{endpoint}", s.handleVapi)
+		s.route("POST /api/webhooks/twilio/{endpoint}/sms", s.twilio("sms"))
+		s.route("POST /api/webhooks/twilio/{endpoint}/status", s.twilio("status"))
+	}
+}
+
+// webhookSource is what a delivery is verified with and which org it is for:
+// the platform secrets on the shared endpoints (the org then comes from the
+// operator's assignments), or an org's own endpoint's secrets, which decide
+// the org by themselves.
+type webhookSource struct {
+	orgID string // "" on the shared endpoints
+	// dedup prefixes dedup keys, so that deliveries to one org's endpoint can
+	// never be taken for (or block) another's.
+	dedup  string
+	vapi   webhook.VapiSecrets
+	twilio []string
+}
+
+// webhookSource finds the source of a delivery from its path. An unknown
+// endpoint is answered like a bad signature: a caller learns nothing about
+// which endpoint ids exist.
+func (s *Server) webhookSource(r *http.Request, provider string) (webhookSource, error) {
+	id := r.PathValue("endpoint")
+	if id == "" {
+		return webhookSource{vapi: s.WebhookConfig.Vapi, twilio: s.WebhookConfig.TwilioTokens}, nil
+	}
+	if _, err := uuid.Parse(id); err != nil {
+		return webhookSource{}, errBadSignature
+	}
+	c, err := s.Endpoints.EndpointCredentials(r.Context(), provider, id)
+	if voxanne.ErrorCode(err) == voxanne.ENOTFOUND {
+		return webhookSource{}, errBadSignature
+	} else if err != nil {
+		return webhookSource{}, err
+	}
+	src := webhookSource{orgID: c.OrgID, dedup: "ep:" + id + ":", twilio: c.Secrets}
+	src.vapi.Current = c.Secrets[0]
+	if len(c.Secrets) > 1 {
+		src.vapi.Previous = c.Secrets[1]
+	}
+	return src, nil
+}
+
+// rejected counts and logs a delivery whose signature failed.
+func (s *Server) rejected(r *http.Request, provider, typ string, reason error) error {
+	s.outcome(provider, typ, "rejected")
+	s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "security_event", slog.String("event", "webhook_rejected"),
+		slog.String("provider", provider), slog.String("reason", reason.Error()), slog.String("ip", s.clientIP(r)),
+		slog.String("endpoint", r.PathValue("endpoint")))
+	return errBadSignature
 }
 
 // readWebhookBody reads at most maxWebhookBody bytes: a larger body is refused
@@ -88,18 +141,21 @@ func (s *Server) handleVapi(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := webhook.VerifyVapi(r.Header, body, s.WebhookConfig.Vapi, time.Now()); err != nil {
-		s.outcome("vapi", "unknown", "rejected")
-		s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "security_event", slog.String("event", "webhook_rejected"),
-			slog.String("provider", "vapi"), slog.String("reason", err.Error()), slog.String("ip", s.clientIP(r)))
-		return errBadSignature
+	src, err := s.webhookSource(r, "vapi")
+	if err == errBadSignature {
+		return s.rejected(r, "vapi", "unknown", errors.New("unknown endpoint"))
+	} else if err != nil {
+		return err
+	}
+	if err := webhook.VerifyVapi(r.Header, body, src.vapi, time.Now()); err != nil {
+		return s.rejected(r, "vapi", "unknown", err)
 	}
 	m, err := webhook.ParseVapi(body)
 	if err != nil {
 		s.outcome("vapi", "unknown", "invalid")
 		return voxanne.Errorf(voxanne.EINVALID, "the body is not a Vapi server message")
 	}
-	route := voxanne.Route{ProviderNumberID: m.PhoneNumberID(), AssistantID: m.AssistantID()}
+	route := voxanne.Route{OrgID: src.orgID, ProviderNumberID: m.PhoneNumberID(), AssistantID: m.AssistantID()}
 	if e, ok := webhook.NormalizeE164(m.PhoneNumber.Number); ok {
 		route.E164 = e
 	}
@@ -135,7 +191,7 @@ func (s *Server) handleVapi(w http.ResponseWriter, r *http.Request) error {
 			s.outcome("vapi", m.Type, "invalid")
 			return voxanne.Errorf(voxanne.EINVALID, "message.call.id is required")
 		}
-		return s.store(w, r, voxanne.InboundEvent{Provider: "vapi", EventType: m.Type, DedupKey: "vapi:" + m.DedupKey(),
+		return s.store(w, r, voxanne.InboundEvent{Provider: "vapi", EventType: m.Type, DedupKey: src.dedup + "vapi:" + m.DedupKey(),
 			Payload: body, Route: route}, func() error { return writeJSON(w, http.StatusOK, map[string]bool{"received": true}) })
 	default:
 		s.outcome("vapi", "other", "ignored")
@@ -219,14 +275,17 @@ func (s *Server) twilio(kind string) func(http.ResponseWriter, *http.Request) er
 			s.outcome("twilio", kind, "invalid")
 			return voxanne.Errorf(voxanne.EINVALID, "the body is not a valid form")
 		}
+		src, err := s.webhookSource(r, "twilio")
+		if err == errBadSignature {
+			return s.rejected(r, "twilio", kind, errors.New("unknown endpoint"))
+		} else if err != nil {
+			return err
+		}
 		// Twilio signs the URL it called: our public base URL, the path and the
 		// query exactly as sent.
 		signedURL := s.WebhookConfig.PublicURL + r.URL.RequestURI()
-		if err := webhook.VerifyTwilio(r.Header.Get("X-Twilio-Signature"), s.WebhookConfig.TwilioTokens, signedURL, form); err != nil {
-			s.outcome("twilio", kind, "rejected")
-			s.Logger.LogAttrs(r.Context(), slog.LevelWarn, "security_event", slog.String("event", "webhook_rejected"),
-				slog.String("provider", "twilio"), slog.String("reason", err.Error()), slog.String("ip", s.clientIP(r)))
-			return errBadSignature
+		if err := webhook.VerifyTwilio(r.Header.Get("X-Twilio-Signature"), src.twilio, signedURL, form); err != nil {
+			return s.rejected(r, "twilio", kind, err)
 		}
 		sms, err := webhook.ParseTwilioSMS(form)
 		if err != nil || (kind == "status" && sms.MessageStatus == "") {
@@ -234,14 +293,14 @@ func (s *Server) twilio(kind string) func(http.ResponseWriter, *http.Request) er
 			return voxanne.Errorf(voxanne.EINVALID, "MessageSid (and MessageStatus for status callbacks) are required")
 		}
 		payload, _ := json.Marshal(form)
-		ev := voxanne.InboundEvent{Provider: "twilio", EventType: kind, Payload: payload}
+		ev := voxanne.InboundEvent{Provider: "twilio", EventType: kind, Payload: payload, Route: voxanne.Route{OrgID: src.orgID}}
 		if kind == "sms" {
-			ev.DedupKey = "twilio:sms:" + sms.MessageSid
+			ev.DedupKey = src.dedup + "twilio:sms:" + sms.MessageSid
 			if e, ok := webhook.NormalizeE164(sms.To); ok {
 				ev.Route.E164 = e
 			}
 		} else {
-			ev.DedupKey = "twilio:status:" + sms.MessageSid + ":" + sms.MessageStatus
+			ev.DedupKey = src.dedup + "twilio:status:" + sms.MessageSid + ":" + sms.MessageStatus
 			ev.Route.MessageSid = sms.MessageSid
 			if e, ok := webhook.NormalizeE164(sms.From); ok {
 				ev.Route.E164 = e

@@ -39,7 +39,7 @@ func newVoiceWorld(t *testing.T, opts testenv.Options) *voiceWorld {
 	w.org = w.owner.OrgID()
 	ctx := context.Background()
 	for _, n := range [][]string{{vapiNumber, "vapi", vapiNumberID, assistantID}, {twilioNumber, "twilio", "PN-twilio-1", ""}} {
-		if _, err := e.DB.Owner.Exec(ctx, `insert into phone_numbers (org_id, e164, provider, provider_id, assistant_id)
+		if _, err := e.DB.Owner.Exec(ctx, `insert into phone_number_assignments (org_id, e164, provider, provider_id, assistant_id)
 			values ($1, $2, $3, $4, nullif($5, ''))`, w.org, n[0], n[1], n[2], n[3]); err != nil {
 			t.Fatal(err)
 		}

@@ -50,21 +50,33 @@ func nullable(s string) *string {
 	return &s
 }
 
-// Route finds the org of an event through the phone-number registry (or, for a
-// Twilio status callback, the message it is about).
+// Route finds the org of an event. On an org's own endpoint (r.OrgID) that org
+// is the answer, and the org's own registered numbers say which number and
+// assistant the event is about. On the shared endpoints only operator
+// assignments route, or for a Twilio status callback the message it is about
+// when exactly one org has a message with that sid.
 func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Route) (voxanne.Routed, error) {
+	if r.OrgID != "" {
+		return s.routeInOrg(ctx, provider, r)
+	}
 	var out voxanne.Routed
 	if r.MessageSid != "" {
-		err := s.db.Auth.QueryRow(ctx, `select org_id::text from messages where provider_message_id = $1 limit 1`, r.MessageSid).Scan(&out.OrgID)
-		if err == nil {
-			return out, nil
-		} else if !errors.Is(err, pgx.ErrNoRows) {
+		rows, err := s.db.Auth.Query(ctx, `select distinct org_id::text from messages where provider_message_id = $1 limit 2`, r.MessageSid)
+		if err != nil {
 			return out, fmt.Errorf("route message: %w", err)
 		}
+		orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return out, fmt.Errorf("route message: %w", err)
+		}
+		if len(orgs) == 1 {
+			out.OrgID = orgs[0]
+			return out, nil
+		}
 	}
-	var assistant *string
+	var assistant, number *string
 	err := s.db.Auth.QueryRow(ctx, `select org_id::text, phone_number_id::text, assistant_id from route_phone_number($1, $2, $3, $4)`,
-		provider, nullable(r.ProviderNumberID), nullable(r.AssistantID), nullable(r.E164)).Scan(&out.OrgID, &out.PhoneNumberID, &assistant)
+		provider, nullable(r.ProviderNumberID), nullable(r.AssistantID), nullable(r.E164)).Scan(&out.OrgID, &number, &assistant)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return voxanne.Routed{}, nil
 	} else if err != nil {
@@ -73,6 +85,41 @@ func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Rout
 	if assistant != nil {
 		out.AssistantID = *assistant
 	}
+	if number != nil {
+		out.PhoneNumberID = *number
+	}
+	return out, nil
+}
+
+// routeInOrg labels an event that arrived on an org's own endpoint with the
+// org's registered number that matches it, in that org only.
+func (s *IngestStore) routeInOrg(ctx context.Context, provider string, r voxanne.Route) (voxanne.Routed, error) {
+	out := voxanne.Routed{OrgID: r.OrgID}
+	p := voxanne.Principal{OrgID: r.OrgID, Role: "service_role"}
+	err := s.db.InTenant(ctx, p, func(tx pgx.Tx) error {
+		var number string
+		var assistant *string
+		err := tx.QueryRow(ctx, `select id::text, assistant_id from phone_numbers
+			where org_id = coalesce($1, org_id) and provider = $2
+			  and ((provider_id is not null and provider_id = $3) or e164 = $4 or (assistant_id is not null and assistant_id = $5))
+			order by (provider_id is not distinct from $3) desc, (e164 = $4) desc, created_at limit 1`,
+			s.db.org(&p), provider, nullable(r.ProviderNumberID), nullable(r.E164), nullable(r.AssistantID)).Scan(&number, &assistant)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		out.PhoneNumberID = number
+		if assistant != nil {
+			out.AssistantID = *assistant
+		} else {
+			out.AssistantID = r.AssistantID
+		}
+		return nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("route in org: %w", err)
+	}
 	return out, nil
 }
 
@@ -80,7 +127,10 @@ func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Rout
 // transaction; an unroutable event is kept, marked so, and attached to no org.
 func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxanne.Routed, bool, error) {
 	var routed voxanne.Routed
-	if ev.Route.MessageSid != "" {
+	if ev.Route.OrgID != "" {
+		// An org's own endpoint: the event is that org's, whatever it names.
+		routed.OrgID = ev.Route.OrgID
+	} else if ev.Route.MessageSid != "" {
 		// Status callbacks follow their message, which needs its own lookup.
 		var err error
 		if routed, err = s.Route(ctx, ev.Provider, ev.Route); err != nil {

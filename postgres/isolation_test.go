@@ -19,16 +19,19 @@ import (
 // names the org. A new tenant table must be added here; TestEveryTenantTableListed
 // fails otherwise.
 var tenantTables = map[string]string{
-	"organizations":  "id",
-	"memberships":    "org_id",
-	"invitations":    "org_id",
-	"audit_log":      "org_id",
-	"audit_heads":    "org_id",
-	"phone_numbers":  "org_id",
-	"contacts":       "org_id",
-	"calls":          "org_id",
-	"messages":       "org_id",
-	"webhook_events": "org_id",
+	"organizations": "id",
+	"memberships":   "org_id",
+	"invitations":   "org_id",
+	"audit_log":     "org_id",
+	"audit_heads":   "org_id",
+	"phone_numbers": "org_id",
+	// Operator assignments: tenants read their own, never write any.
+	"phone_number_assignments": "org_id",
+	"webhook_endpoints":        "org_id",
+	"contacts":                 "org_id",
+	"calls":                    "org_id",
+	"messages":                 "org_id",
+	"webhook_events":           "org_id",
 }
 
 type fixture struct {
@@ -58,6 +61,8 @@ func newFixture(t *testing.T) fixture {
 		ctx := context.Background()
 		for _, sql := range []string{
 			`insert into phone_numbers (org_id, e164, provider, provider_id) values ($1, '+1555000000' || $2, 'vapi', 'pn-' || $2)`,
+			`insert into phone_number_assignments (org_id, e164, provider, assistant_id) values ($1, '+1555222222' || $2, 'vapi', 'asst-' || $2)`,
+			`insert into webhook_endpoints (org_id, provider, secret, encrypted) values ($1, 'vapi', convert_to('secret-' || $2, 'UTF8'), false)`,
 			`insert into contacts (org_id, phone_number) values ($1, '+1555111111' || $2)`,
 			`insert into calls (org_id, provider_call_id, summary) values ($1, 'call-' || $2, 'a call')`,
 			`insert into messages (org_id, provider_message_id, direction, body) values ($1, 'SM' || $2, 'inbound', 'hi')`,
@@ -195,6 +200,9 @@ func TestTenantCannotWriteIntoAnotherOrg(t *testing.T) {
 		"insert other new org row": "insert into organizations (name) values ('new org')",
 		"insert invitation":        "insert into invitations (org_id, email, role, token_hash, expires_at) values ('" + f.orgB + "', 'x@example.com', 'member', 'x', now())",
 		"insert audit entry":       "insert into audit_log (org_id, action, prev_hash, hash) values ('" + f.orgB + "', 'forged', '', '')",
+		"insert endpoint":          "insert into webhook_endpoints (org_id, provider, secret, encrypted) values ('" + f.orgB + "', 'vapi', 'x', false)",
+		"assign to own org":        "insert into phone_number_assignments (org_id, e164, provider) values ('" + f.orgA + "', '+14155550999', 'vapi')",
+		"claim an assignment":      "update phone_number_assignments set org_id = '" + f.orgA + "'",
 	}
 	for name, sql := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -521,9 +521,25 @@ func optionalField(s *string, field string, max int) (*string, error) {
 	return &v, nil
 }
 
-// AddPhoneNumber registers a number for the org (admin). The number and the
-// provider's id of it are unique across all orgs: a number that routes to one
-// org cannot be claimed by another (ECONFLICT, which names no org).
+// validLabel trims a number's label and checks its length.
+func validLabel(s string) (string, error) {
+	label := strings.TrimSpace(s)
+	if utf8.RuneCountInString(label) > phoneLabelMax || !utf8.ValidString(label) || strings.ContainsRune(label, 0) {
+		return "", voxanne.Errorf(voxanne.EINVALID, "label must be at most %d characters", phoneLabelMax)
+	}
+	return label, nil
+}
+
+// validUUID reports whether s is a UUID.
+func validUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+// AddPhoneNumber registers a number as a label of the org's own traffic
+// (admin). The number and the provider's id of it are unique within the org
+// only: a registration never routes shared-endpoint events, so another org
+// registering the same number gains nothing.
 func (s *VoiceStore) AddPhoneNumber(ctx context.Context, p *voxanne.Principal, n voxanne.PhoneNumber) (*voxanne.PhoneNumber, error) {
 	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
 		return nil, err
@@ -543,9 +559,9 @@ func (s *VoiceStore) AddPhoneNumber(ctx context.Context, p *voxanne.Principal, n
 	if err != nil {
 		return nil, err
 	}
-	label := strings.TrimSpace(n.Label)
-	if utf8.RuneCountInString(label) > phoneLabelMax || !utf8.ValidString(label) || strings.ContainsRune(label, 0) {
-		return nil, voxanne.Errorf(voxanne.EINVALID, "label must be at most %d characters", phoneLabelMax)
+	label, err := validLabel(n.Label)
+	if err != nil {
+		return nil, err
 	}
 	var out voxanne.PhoneNumber
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
@@ -559,7 +575,7 @@ func (s *VoiceStore) AddPhoneNumber(ctx context.Context, p *voxanne.Principal, n
 	})
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
-		return nil, &voxanne.Error{Code: voxanne.ECONFLICT, Message: "this phone number or provider id is already registered", Err: err}
+		return nil, &voxanne.Error{Code: voxanne.ECONFLICT, Message: "this org has already registered this phone number or provider id", Err: err}
 	}
 	if err != nil {
 		return nil, mapError("add phone number", err)
@@ -567,8 +583,7 @@ func (s *VoiceStore) AddPhoneNumber(ctx context.Context, p *voxanne.Principal, n
 	return &out, nil
 }
 
-// DeletePhoneNumber removes a number from the org's registry (admin); events
-// for it stop routing to the org.
+// DeletePhoneNumber removes a number from the org's registry (admin).
 func (s *VoiceStore) DeletePhoneNumber(ctx context.Context, p *voxanne.Principal, id string) error {
 	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
 		return err

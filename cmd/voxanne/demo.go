@@ -80,6 +80,7 @@ func seedDemo(ctx context.Context, cfg *Config, base string, db *postgres.DB, au
 	orgID, _ := u.AppMetadata["org_id"].(string)
 	owner := &voxanne.Principal{UserID: userID, OrgID: orgID, OrgRole: voxanne.RoleOwner, Role: "authenticated"}
 	voice := postgres.NewVoiceStore(db)
+	endpoints := postgres.NewEndpointStore(db, cfg.KeyEncryptionKey)
 	vapiID, twilioID, assistant := "demo-vapi-number", "demo-twilio-number", "demo-assistant"
 	for _, n := range []voxanne.PhoneNumber{
 		{E164: demoVapiNumber, Provider: "vapi", ProviderID: &vapiID, AssistantID: &assistant, Label: "Front desk (Vapi)"},
@@ -87,6 +88,13 @@ func seedDemo(ctx context.Context, cfg *Config, base string, db *postgres.DB, au
 	} {
 		if _, err := voice.AddPhoneNumber(ctx, owner, n); err != nil && voxanne.ErrorCode(err) != voxanne.ECONFLICT {
 			return fmt.Errorf("demo number: %w", err)
+		}
+		// The demo plays the platform operator too: only its assignment routes
+		// the shared endpoints' events to the demo org.
+		a := voxanne.PhoneAssignment{OrgID: orgID, E164: &n.E164, Provider: n.Provider, ProviderID: n.ProviderID,
+			AssistantID: n.AssistantID, Label: n.Label}
+		if _, err := endpoints.Assign(ctx, a); err != nil && voxanne.ErrorCode(err) != voxanne.ECONFLICT {
+			return fmt.Errorf("demo number assignment: %w", err)
 		}
 	}
 	client := &http.Client{Timeout: 30 * time.Second}

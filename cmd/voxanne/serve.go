@@ -111,6 +111,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Authenticator:  auth.authn,
 		Orgs:           postgres.NewOrgStore(db.DB, auth.svc),
 		Voice:          postgres.NewVoiceStore(db.DB),
+		Endpoints:      postgres.NewEndpointStore(db.DB, cfg.KeyEncryptionKey),
 		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,

@@ -75,6 +75,8 @@ type Env struct {
 	Orgs *postgres.OrgStore
 	// Ingest stores and processes webhook events.
 	Ingest *postgres.IngestStore
+	// Endpoints manages webhook endpoints and operator number assignments.
+	Endpoints *postgres.EndpointStore
 	// Jobs is the River client working the event jobs.
 	Jobs *jobs.Runner
 	// Handler is the server whose router the test server runs.
@@ -206,6 +208,8 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	e.Orgs = postgres.NewOrgStore(db, e.Auth)
 	srv.Orgs = e.Orgs
 	srv.Voice = postgres.NewVoiceStore(db)
+	e.Endpoints = postgres.NewEndpointStore(db, opts.KEK)
+	srv.Endpoints = e.Endpoints
 	e.Handler = srv
 	if opts.VapiSecret == "" {
 		opts.VapiSecret = VapiSecret
