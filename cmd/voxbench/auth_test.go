@@ -256,10 +256,13 @@ func TestUsage(t *testing.T) {
 			t.Errorf("--help does not explain %s", f)
 		}
 	}
-	t.Setenv("VOXANNE_VAPI_SECRET", "")
-	code, _, stderr = runVoxbench(t, "ingest")
-	if code != 2 || !strings.Contains(stderr, "VOXANNE_VAPI_SECRET") {
-		t.Errorf("ingest without a secret: exit %d, stderr %q", code, stderr)
+	code, _, stderr = runVoxbench(t, "ingest", "--rate", "-1")
+	if code != 2 || !strings.Contains(stderr, "--rate") {
+		t.Errorf("ingest --rate -1: exit %d, stderr %q", code, stderr)
+	}
+	code, stdout, _ = runVoxbench(t, "--help")
+	if code != 0 || !strings.Contains(stdout, "voxbench auth [flags]") || !strings.Contains(stdout, "voxbench ingest [flags]") {
+		t.Errorf("voxbench --help: exit %d\n%s", code, stdout)
 	}
 	if code, _, _ := runVoxbench(t, "bogus"); code != 2 {
 		t.Errorf("unknown command: exit %d", code)

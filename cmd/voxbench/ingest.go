@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,10 +19,6 @@ import (
 
 	"github.com/voxanne/voxanne/webhook"
 )
-
-// envVapiSecret is where --vapi-secret comes from when the flag is not given:
-// the variable the server itself reads, so one export serves both.
-const envVapiSecret = "VOXANNE_VAPI_SECRET"
 
 // pollInterval is how often GET /api/stats is read while waiting for the
 // processing to catch up; queueSampleInterval is how often GET /health is
@@ -45,28 +40,33 @@ const minProbeWait = 10 * time.Second
 // existing contact rather than create one.
 const callerPool = 500
 
-// numberAttempts is how many random numbers set-up tries to register before
-// giving up on 409 conflicts.
-const numberAttempts = 5
+// benchNumber is the Vapi number the events name. Any number does, since the
+// org's own endpoint decides the org; this one lies outside the callers'
+// +1415555 0000..0499.
+const benchNumber = "+14155551000"
 
 const ingestUsageHead = `Usage: voxbench ingest [flags]
 
 Loads the webhook ingestion path. Set-up signs up one user (one POST
-/auth/v1/signup; its organization is created with it), registers a random
-Vapi number "+1415" + 7 digits for that org (POST /api/phone-numbers), sends
-one signed probe event and waits until it is processed. Then --concurrency
-workers POST signed end-of-call-reports (about 1 KB each, a new call id per
-request, callers from a pool of 500) to /api/webhooks/vapi for --duration
-after a --warmup, measuring the acknowledgement (2xx) latency.
+/auth/v1/signup; its organization is created with it), connects the org's
+own Vapi account (POST /api/org/webhook-endpoints {"provider":"vapi"}, which
+answers the endpoint's delivery url and its secret), sends one probe event
+and waits until it is processed. Then --concurrency workers POST
+end-of-call-reports (about 1 KB each, a new call id per request, callers from
+a pool of 500) for --duration after a --warmup, measuring the
+acknowledgement (2xx) latency.
+
+Every event goes to the path of the endpoint's url (/api/webhooks/vapi/<id>)
+on --url, whatever host the server's VOXANNE_PUBLIC_URL names, and is signed
+with the endpoint's secret (X-Timestamp + X-Signature, HMAC-SHA256). The
+endpoint alone decides the org: no number is registered, and the server's own
+VOXANNE_VAPI_SECRET is neither needed nor used.
 
 After the load, GET /api/stats is polled every 250ms until the org's call
 count includes every acknowledged event (warm-up ones too), or --drain
 passes; GET /health checks.jobs.queued is sampled every second during the
 load. Exits 1 if set-up fails, more than 1% of requests fail, or processing
 does not finish within --drain.
-
-The Vapi secret must be the server's VOXANNE_VAPI_SECRET (or its _PREVIOUS).
-Prefer the environment variable to the flag: a flag is visible in ps.
 
 Flags:
 `
@@ -85,9 +85,8 @@ stderr and stdout gets one JSON object instead.
 // ingestConfig is the parsed command line of "voxbench ingest".
 type ingestConfig struct {
 	loadFlags
-	secret string
-	drain  time.Duration
-	rate   float64
+	drain time.Duration
+	rate  float64
 }
 
 func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, int) {
@@ -95,9 +94,6 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs, "events", "`D` of load sent before measuring starts and not counted in the latency\n(its events are still expected to be processed); 0 for none")
-	// No default in the flag itself: printFlags would print it, and it is a
-	// secret. The environment is read after parsing instead.
-	fs.StringVar(&cfg.secret, "vapi-secret", "", "the server's Vapi server-URL `SECRET`, used to sign every event with\nX-Timestamp + X-Signature (HMAC-SHA256). Required.\n(default $"+envVapiSecret+")")
 	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "`D` to wait after the load for every acknowledged event to be processed\n(max 10m). The set-up probe event waits up to this too (at least 10s)")
 	fs.Float64Var(&cfg.rate, "rate", 0, "offer at most `R` events/s in total (0: as fast as the workers go); a steady\noffered rate shows whether processing keeps up with it")
 	if code := cfg.parse(fs, args, "ingest", ingestUsageHead, ingestUsageTail, stdout, stderr); code >= 0 {
@@ -106,18 +102,6 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	cfg.check(bad)
-	secretGiven := false
-	fs.Visit(func(f *flag.Flag) { secretGiven = secretGiven || f.Name == "vapi-secret" })
-	if !secretGiven {
-		cfg.secret = os.Getenv(envVapiSecret)
-	}
-	if cfg.secret == "" {
-		if secretGiven {
-			bad("--vapi-secret is empty")
-		} else {
-			bad("a Vapi secret is required: set %s (or pass --vapi-secret) to the server's %s", envVapiSecret, envVapiSecret)
-		}
-	}
 	if cfg.rate < 0 || cfg.rate > 1e6 {
 		bad("--rate must be between 0 and 1000000")
 	}
@@ -136,8 +120,10 @@ type ingestReport struct {
 	RunID       string `json:"run_id"`
 	URL         string `json:"url"`
 	Concurrency int    `json:"concurrency"`
-	PhoneNumber string `json:"phone_number"`
-	ProviderID  string `json:"provider_id"`
+	// EndpointID and EndpointURL are the org's Vapi webhook endpoint, its
+	// url as the server gave it (the events go to its path on URL).
+	EndpointID  string `json:"endpoint_id"`
+	EndpointURL string `json:"endpoint_url"`
 	// EventBytes is the size of the first event body sent.
 	EventBytes     int     `json:"event_bytes"`
 	SetupSeconds   float64 `json:"setup_seconds"`
@@ -192,7 +178,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fmt.Fprintf(out, "voxbench ingest: run %s against %s\n", runID, cfg.base)
 	fmt.Fprintln(out, "set-up")
 	setupStart := time.Now()
-	b := &bench{cfg: cfg, client: client, runID: runID}
+	b := &bench{cfg: cfg, client: client, runID: runID, numberID: "bench-" + runID}
 
 	// One user, whose sign-up creates its organization.
 	t0 := time.Now()
@@ -207,15 +193,18 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	b.token = tok
 	line(out, "sign-up", "%s (with its own org) in %.3fs", email, time.Since(t0).Seconds())
 
-	// Its Vapi number.
+	// Its own Vapi webhook endpoint.
 	t0 = time.Now()
-	attempts, err := b.registerNumber(ctx)
-	if err != nil {
-		return ingestSetupFailed(stderr, cfg, err)
+	if err := b.createEndpoint(ctx); err != nil {
+		code := ingestSetupFailed(stderr, cfg, err)
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusNotFound {
+			fmt.Fprintln(stderr, "hint: the server offers no org webhook endpoints; voxbench needs a Voxanne with POST /api/org/webhook-endpoints")
+		}
+		return code
 	}
-	rep.PhoneNumber, rep.ProviderID = b.e164, b.providerID
-	line(out, "number", "%s, provider vapi, provider_id %s (%d attempt%s) in %.3fs",
-		b.e164, b.providerID, attempts, plural(attempts), time.Since(t0).Seconds())
+	rep.EndpointID, rep.EndpointURL = b.endpointID, b.endpointURL
+	line(out, "endpoint", "vapi %s, url %s, in %.3fs", b.endpointID, b.endpointURL, time.Since(t0).Seconds())
 
 	// The stats period: wide enough for the whole run, fixed so that every
 	// read counts the same calls.
@@ -227,9 +216,10 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return ingestSetupFailed(stderr, cfg, fmt.Errorf("GET /api/stats: %w", err))
 	}
 
-	// A probe: one signed event end to end. A wrong secret fails here, in a
-	// second, rather than after a whole run of 401s; and a server whose
-	// jobs do not run fails here rather than after the load.
+	// A probe: one signed event end to end. A delivery path or secret the
+	// server refuses fails here, in a second, rather than after a whole run
+	// of errors; and a server whose jobs do not run fails here rather than
+	// after the load.
 	t0 = time.Now()
 	probe := b.event(fmt.Sprintf("bench-%s-probe", runID), time.Now())
 	rep.EventBytes = len(probe)
@@ -239,8 +229,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if !isSuccess(status) {
 		code := ingestSetupFailed(stderr, cfg, fmt.Errorf("probe event: %w", &httpError{status: status, body: truncate(body)}))
-		if status == http.StatusUnauthorized {
-			fmt.Fprintf(stderr, "hint: the signature was rejected: the secret (--vapi-secret or %s here) must be the server's %s, and the server must have one set\n", envVapiSecret, envVapiSecret)
+		switch status {
+		case http.StatusUnauthorized:
+			fmt.Fprintf(stderr, "hint: the server refused the endpoint's own secret: is %s the server that created endpoint %s?\n", cfg.base, b.endpointID)
+		case http.StatusNotFound:
+			fmt.Fprintf(stderr, "hint: nothing answers POST %s: the endpoint's url %s (from the server's VOXANNE_PUBLIC_URL) and --url must agree on any path prefix\n", b.target, b.endpointURL)
 		}
 		return code
 	}
@@ -264,9 +257,8 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rep.SetupSeconds = round(time.Since(setupStart).Seconds(), 3)
 
 	// Load.
-	target := endpoint(cfg.base, "/api/webhooks/vapi")
 	fmt.Fprintln(out, "load")
-	line(out, "request", "POST %s", target)
+	line(out, "request", "POST %s", b.target)
 	line(out, "events", "signed end-of-call-report, %d bytes, a new call id each, %d callers", rep.EventBytes, callerPool)
 	line(out, "concurrency", "%d", cfg.concurrency)
 	var (
@@ -362,7 +354,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		line(out, "queue depth", "unknown: GET /health reported no checks.jobs.queued (%s)", queue.lastError())
 	}
 	if rep.ErrorsByStatus[http.StatusUnauthorized] > 0 {
-		fmt.Fprintf(out, "note: the server rejected signatures (401); --vapi-secret must match its %s\n", envVapiSecret)
+		fmt.Fprintf(out, "note: the server rejected signatures (401): was endpoint %s rotated or deleted during the run?\n", b.endpointID)
 	}
 	if !dr.done && !dr.interrupted {
 		if n := queue.unroutableGrowth(); n > 0 {
@@ -426,41 +418,60 @@ func ingestSetupFailed(stderr io.Writer, cfg *ingestConfig, err error) int {
 
 // bench is the state an ingest run shares between set-up, load and drain.
 type bench struct {
-	cfg        *ingestConfig
-	client     *http.Client
-	runID      string
-	token      string // the bench user's access token
-	e164       string // the registered number
-	providerID string // its Vapi id
-	statsURL   string
+	cfg         *ingestConfig
+	client      *http.Client
+	runID       string
+	token       string // the bench user's access token
+	numberID    string // the Vapi phone number id the events name
+	endpointID  string // the org's Vapi webhook endpoint
+	endpointURL string // its url, as the server gave it
+	target      string // where the events go: the url's path on --url
+	secret      string // the endpoint's secret, which signs every event
+	statsURL    string
 }
 
-// registerNumber registers a random "+1415" number for the org, trying a new
-// number on 409 (taken by another org or run). It returns the attempts made.
-func (b *bench) registerNumber(ctx context.Context) (int, error) {
-	b.providerID = "bench-" + b.runID
-	target := endpoint(b.cfg.base, "/api/phone-numbers")
-	var last error
-	for attempt := 1; attempt <= numberAttempts; attempt++ {
-		e164 := fmt.Sprintf("+1415%07d", rand.IntN(10_000_000))
-		status, data, err := sendJSON(ctx, b.client, http.MethodPost, target, b.token, map[string]string{
-			"e164": e164, "provider": "vapi", "provider_id": b.providerID, "label": "voxbench " + b.runID,
-		})
-		if err != nil {
-			return attempt, fmt.Errorf("POST /api/phone-numbers: %w", err)
-		}
-		switch {
-		case status == http.StatusCreated || status == http.StatusOK:
-			b.e164 = e164
-			return attempt, nil
-		case status == http.StatusConflict:
-			last = &httpError{status: status, body: truncate(data)}
-			continue
-		default:
-			return attempt, fmt.Errorf("POST /api/phone-numbers %s: %w", e164, &httpError{status: status, body: truncate(data)})
-		}
+// createEndpoint connects the org's own Vapi account: POST
+// /api/org/webhook-endpoints answers the endpoint's delivery url and its
+// secret, shown only this once. Deliveries there belong to the org whatever
+// number they name; numbers an org registers itself no longer route the
+// shared /api/webhooks/vapi.
+func (b *bench) createEndpoint(ctx context.Context) error {
+	const path = "/api/org/webhook-endpoints"
+	status, data, err := sendJSON(ctx, b.client, http.MethodPost, endpoint(b.cfg.base, path), b.token, map[string]string{"provider": "vapi"})
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
 	}
-	return numberAttempts, fmt.Errorf("POST /api/phone-numbers: %d random numbers were all taken: %w", numberAttempts, last)
+	if !isSuccess(status) {
+		return fmt.Errorf("POST %s: %w", path, &httpError{status: status, body: truncate(data)})
+	}
+	var ep struct {
+		ID     string `json:"id"`
+		URL    string `json:"url"`
+		Secret string `json:"secret"`
+	}
+	// The body is not quoted: it holds the secret.
+	if err := json.Unmarshal(data, &ep); err != nil || ep.ID == "" || ep.URL == "" || ep.Secret == "" {
+		return fmt.Errorf("POST %s: HTTP %d without an id, a url and a secret", path, status)
+	}
+	u, err := url.Parse(ep.URL)
+	if err != nil || !strings.HasSuffix(u.EscapedPath(), "/"+ep.ID) {
+		return fmt.Errorf("POST %s: endpoint %s has url %q, not a delivery url ending in its id", path, ep.ID, ep.URL)
+	}
+	b.endpointID, b.endpointURL, b.secret = ep.ID, ep.URL, ep.Secret
+	b.target = deliveryTarget(b.cfg.base, u.EscapedPath())
+	return nil
+}
+
+// deliveryTarget returns where the bench sends what the server expects at a
+// url with this path: the path on the --url base, since the public url
+// (VOXANNE_PUBLIC_URL) may name another host than the loopback address the
+// bench talks to. A path prefix of the base that the path already starts
+// with is not repeated.
+func deliveryTarget(base *url.URL, path string) string {
+	if prefix := strings.TrimSuffix(base.EscapedPath(), "/"); prefix != "" && strings.HasPrefix(path, prefix+"/") {
+		path = strings.TrimPrefix(path, prefix)
+	}
+	return endpoint(base, path)
 }
 
 // vapiEvent is the body of one end-of-call-report. Only the fields Voxanne
@@ -532,9 +543,9 @@ func (b *bench) event(id string, now time.Time) []byte {
 		EndedReason: "customer-ended-call",
 		StartedAt:   now.Add(-2 * time.Minute).Format(rfc3339ms),
 		EndedAt:     now.Format(rfc3339ms),
-		PhoneNumber: vapiNumber{ID: b.providerID, Number: b.e164},
+		PhoneNumber: vapiNumber{ID: b.numberID, Number: benchNumber},
 		Customer:    vapiCustomer{Number: fmt.Sprintf("+1415555%04d", rand.IntN(callerPool))},
-		Call: vapiCall{ID: id, OrgID: "bench", Type: "inboundPhoneCall", PhoneNumberID: b.providerID,
+		Call: vapiCall{ID: id, OrgID: "bench", Type: "inboundPhoneCall", PhoneNumberID: b.numberID,
 			CreatedAt: now.Format(rfc3339ms)},
 		Artifact: vapiArtifact{Transcript: benchTranscript},
 		Analysis: vapiAnalysis{Summary: benchSummary},
@@ -546,19 +557,20 @@ func (b *bench) event(id string, now time.Time) []byte {
 	return body
 }
 
-// send POSTs one signed event and reads the whole answer, keeping the body
-// when keep says so. Like get, it carries no cancellable context: on Ctrl-C
-// the in-flight requests finish normally. Building and signing the body
-// happen before the request and take microseconds.
+// send POSTs one event to the endpoint, signed with its secret, and reads the
+// whole answer, keeping the body when keep says so. Like get, it carries no
+// cancellable context: on Ctrl-C the in-flight requests finish normally.
+// Building and signing the body happen before the request and take
+// microseconds.
 func (b *bench) send(body []byte, keep func(int) bool) (int, []byte, error) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequest(http.MethodPost, endpoint(b.cfg.base, "/api/webhooks/vapi"), bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, b.target, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(webhook.HeaderTimestamp, ts)
-	req.Header.Set(webhook.HeaderSignature, webhook.SignVapi(b.cfg.secret, ts, body))
+	req.Header.Set(webhook.HeaderSignature, webhook.SignVapi(b.secret, ts, body))
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -19,24 +19,28 @@ import (
 	"github.com/voxanne/voxanne/webhook"
 )
 
-const testSecret = "bench-test-secret"
+// fakeEndpointID is the id of the org's Vapi endpoint in the fake.
+const fakeEndpointID = "6f1c2a3b-0000-4000-8000-00000000beef"
 
 // fakeIngest mimics the parts of Voxanne that "voxbench ingest" touches:
-// sign-up, POST /api/phone-numbers, the signed Vapi webhook, GET /api/stats
-// and GET /health. "Processing" turns an accepted event into a call after
-// lag; stallAfter, when set, stops it after that many calls.
+// sign-up, POST /api/org/webhook-endpoints, the org's own signed Vapi
+// endpoint, GET /api/stats and GET /health. "Processing" turns an accepted
+// event into a call after lag; stallAfter, when set, stops it after that many
+// calls.
 type fakeIngest struct {
-	secret     string
-	lag        time.Duration
-	stallAfter int
-	conflicts  int // the first N phone-number registrations answer 409
+	publicURL   string // the server's VOXANNE_PUBLIC_URL, the base of the endpoint's url
+	lag         time.Duration
+	stallAfter  int
+	noEndpoints bool // a server without org webhook endpoints: their routes 404
+	omitSecret  bool // the answer creating the endpoint lacks its secret
 
-	mu         sync.Mutex
-	token      string
-	signups    int
-	numbers    []string // every e164 asked for
-	e164       string   // the registered number
-	providerID string
+	mu        sync.Mutex
+	token     string
+	signups   int
+	endpoints int // endpoints created
+	// secret is generated when the endpoint is created and then verifies its
+	// deliveries (a test may change it to refuse them).
+	secret     string
 	callIDs    map[string]bool
 	accepted   []time.Time // acceptance time of each stored event
 	duplicates int
@@ -49,8 +53,10 @@ type fakeIngest struct {
 	healthHits int
 }
 
-func newFakeIngest(secret string) *fakeIngest {
-	return &fakeIngest{secret: secret, callIDs: map[string]bool{}, callers: map[string]bool{}}
+// newFakeIngest returns a fake whose public URL is not the address the bench
+// talks to, as behind a proxy or tunnel.
+func newFakeIngest() *fakeIngest {
+	return &fakeIngest{publicURL: "https://voxanne.example.com", callIDs: map[string]bool{}, callers: map[string]bool{}}
 }
 
 // processed is how many calls exist now. Call with mu held.
@@ -79,10 +85,7 @@ func (f *fakeIngest) problem(format string, args ...any) {
 	f.bad = append(f.bad, fmt.Sprintf(format, args...))
 }
 
-var (
-	benchNumber = regexp.MustCompile(`^\+1415\d{7}$`)
-	benchCaller = regexp.MustCompile(`^\+1415555\d{4}$`)
-)
+var benchCaller = regexp.MustCompile(`^\+1415555\d{4}$`)
 
 func (f *fakeIngest) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -101,83 +104,40 @@ func (f *fakeIngest) handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"access_token": %q, "token_type": "bearer", "user": {}}`, f.token)
 	})
-	mux.HandleFunc("POST /api/phone-numbers", func(w http.ResponseWriter, r *http.Request) {
-		if !f.authorized(r) {
-			http.Error(w, `{"code":"no_authorization"}`, http.StatusUnauthorized)
-			return
-		}
-		var in struct {
-			E164       string `json:"e164"`
-			Provider   string `json:"provider"`
-			ProviderID string `json:"provider_id"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !benchNumber.MatchString(in.E164) ||
-			in.Provider != "vapi" || !strings.HasPrefix(in.ProviderID, "bench-") {
-			http.Error(w, `{"code":"validation_failed"}`, http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		f.numbers = append(f.numbers, in.E164)
-		if len(f.numbers) <= f.conflicts {
-			http.Error(w, `{"code":"conflict","message":"this phone number or provider id is already registered"}`, http.StatusConflict)
-			return
-		}
-		f.e164, f.providerID = in.E164, in.ProviderID
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"id":"00000000-0000-0000-0000-000000000001","e164":%q,"provider":"vapi","provider_id":%q}`, in.E164, in.ProviderID)
-	})
-	mux.HandleFunc("POST /api/webhooks/vapi", func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ts := r.Header.Get("X-Timestamp")
-		sec, err := strconv.ParseInt(ts, 10, 64)
-		f.mu.Lock()
-		secret := f.secret
-		f.mu.Unlock()
-		want := webhook.SignVapi(secret, ts, body)
-		if err != nil || time.Since(time.Unix(sec, 0)).Abs() > webhook.MaxTimestampSkew ||
-			!hmac.Equal([]byte(r.Header.Get("X-Signature")), []byte(want)) {
+	if !f.noEndpoints {
+		mux.HandleFunc("POST /api/org/webhook-endpoints", func(w http.ResponseWriter, r *http.Request) {
+			if !f.authorized(r) {
+				http.Error(w, `{"code":"no_authorization"}`, http.StatusUnauthorized)
+				return
+			}
+			var in struct {
+				Provider  string  `json:"provider"`
+				AuthToken *string `json:"auth_token"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Provider != "vapi" || in.AuthToken != nil {
+				http.Error(w, `{"code":"validation_failed"}`, http.StatusBadRequest)
+				return
+			}
 			f.mu.Lock()
-			f.rejected++
-			f.mu.Unlock()
-			http.Error(w, `{"code":"invalid_signature","message":"the webhook signature is missing or invalid"}`, http.StatusUnauthorized)
-			return
-		}
-		m, err := webhook.ParseVapi(body)
-		if err != nil || m.Type != "end-of-call-report" || m.CallID() == "" {
-			f.problem("not an end-of-call-report with a call id: %s", body)
-			http.Error(w, `{"code":"validation_failed"}`, http.StatusBadRequest)
-			return
-		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		switch {
-		case m.PhoneNumberID() != f.providerID || m.PhoneNumber.Number != f.e164:
-			f.bad = append(f.bad, fmt.Sprintf("event for number %s/%s, registered %s/%s", m.PhoneNumberID(), m.PhoneNumber.Number, f.providerID, f.e164))
-		case !benchCaller.MatchString(m.Customer.Number):
-			f.bad = append(f.bad, "caller "+m.Customer.Number)
-		case m.DurationSeconds() == nil || *m.DurationSeconds() != 120:
-			f.bad = append(f.bad, "call not 2 minutes long: "+string(body))
-		case m.EndedReason != "customer-ended-call" || m.Artifact.Transcript == "" || m.Analysis.Summary == "" ||
-			m.Direction() != "inbound" || m.Call.CreatedAt.IsZero() || m.Timestamp.IsZero():
-			f.bad = append(f.bad, "incomplete event: "+string(body))
-		}
-		if f.minBody == 0 || len(body) < f.minBody {
-			f.minBody = len(body)
-		}
-		f.maxBody = max(f.maxBody, len(body))
-		f.callers[m.Customer.Number] = true
-		w.Header().Set("Content-Type", "application/json")
-		if f.callIDs[m.CallID()] {
-			// The real server acknowledges a duplicate without storing it.
-			f.duplicates++
-			fmt.Fprint(w, `{"received":true}`)
-			return
-		}
-		f.callIDs[m.CallID()] = true
-		f.accepted = append(f.accepted, time.Now())
-		fmt.Fprint(w, `{"received":true}`)
+			defer f.mu.Unlock()
+			f.endpoints++
+			f.secret = "whsec_" + randomHex(16)
+			secret := f.secret
+			if f.omitSecret {
+				secret = ""
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprintf(w, `{"id":%q,"provider":"vapi","secret":%q,"previous_valid_until":null,"created_at":"2026-01-01T00:00:00Z","rotated_at":null,"url":%q}`,
+				fakeEndpointID, secret, f.publicURL+"/api/webhooks/vapi/"+fakeEndpointID)
+		})
+		mux.HandleFunc("POST /api/webhooks/vapi/{endpoint}", f.vapiEndpoint)
+	}
+	// Org-registered numbers no longer route the shared endpoint: the bench
+	// must never send there.
+	mux.HandleFunc("POST /api/webhooks/vapi", func(w http.ResponseWriter, r *http.Request) {
+		f.problem("an event was sent to the shared endpoint")
+		http.Error(w, `{"code":"invalid_signature"}`, http.StatusUnauthorized)
 	})
 	mux.HandleFunc("GET /api/stats", func(w http.ResponseWriter, r *http.Request) {
 		if !f.authorized(r) {
@@ -205,6 +165,61 @@ func (f *fakeIngest) handler() http.Handler {
 	return mux
 }
 
+// vapiEndpoint is the org's own Vapi endpoint: deliveries must name the
+// endpoint the fake created and be signed with its secret (X-Timestamp +
+// X-Signature). Like the real server, it answers an unknown endpoint like a
+// bad signature. The numbers an event names do not matter.
+func (f *fakeIngest) vapiEndpoint(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	ts := r.Header.Get("X-Timestamp")
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	f.mu.Lock()
+	secret, created := f.secret, f.endpoints > 0
+	f.mu.Unlock()
+	want := webhook.SignVapi(secret, ts, body)
+	if !created || r.PathValue("endpoint") != fakeEndpointID ||
+		err != nil || time.Since(time.Unix(sec, 0)).Abs() > webhook.MaxTimestampSkew ||
+		!hmac.Equal([]byte(r.Header.Get("X-Signature")), []byte(want)) {
+		f.mu.Lock()
+		f.rejected++
+		f.mu.Unlock()
+		http.Error(w, `{"code":"invalid_signature","message":"the webhook signature is missing or invalid"}`, http.StatusUnauthorized)
+		return
+	}
+	m, err := webhook.ParseVapi(body)
+	if err != nil || m.Type != "end-of-call-report" || m.CallID() == "" {
+		f.problem("not an end-of-call-report with a call id: %s", body)
+		http.Error(w, `{"code":"validation_failed"}`, http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case !benchCaller.MatchString(m.Customer.Number):
+		f.bad = append(f.bad, "caller "+m.Customer.Number)
+	case m.DurationSeconds() == nil || *m.DurationSeconds() != 120:
+		f.bad = append(f.bad, "call not 2 minutes long: "+string(body))
+	case m.EndedReason != "customer-ended-call" || m.Artifact.Transcript == "" || m.Analysis.Summary == "" ||
+		m.Direction() != "inbound" || m.Call.CreatedAt.IsZero() || m.Timestamp.IsZero():
+		f.bad = append(f.bad, "incomplete event: "+string(body))
+	}
+	if f.minBody == 0 || len(body) < f.minBody {
+		f.minBody = len(body)
+	}
+	f.maxBody = max(f.maxBody, len(body))
+	f.callers[m.Customer.Number] = true
+	w.Header().Set("Content-Type", "application/json")
+	if f.callIDs[m.CallID()] {
+		// The real server acknowledges a duplicate without storing it.
+		f.duplicates++
+		fmt.Fprint(w, `{"received":true}`)
+		return
+	}
+	f.callIDs[m.CallID()] = true
+	f.accepted = append(f.accepted, time.Now())
+	fmt.Fprint(w, `{"received":true}`)
+}
+
 func decodeIngest(t *testing.T, stdout string) ingestReport {
 	t.Helper()
 	var rep ingestReport
@@ -215,13 +230,14 @@ func decodeIngest(t *testing.T, stdout string) ingestReport {
 }
 
 func TestIngestEndToEnd(t *testing.T) {
-	fake := newFakeIngest(testSecret)
-	fake.conflicts = 2 // the first two random numbers are taken
+	// The fake's public URL names another host: the events must still come
+	// to the endpoint's path on --url, signed with the secret it issued.
+	fake := newFakeIngest()
 	fake.lag = 300 * time.Millisecond
 	srv := httptest.NewServer(fake.handler())
 	defer srv.Close()
 
-	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--vapi-secret", testSecret,
+	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL,
 		"--duration", "1s", "--warmup", "0", "--concurrency", "4", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
@@ -270,9 +286,10 @@ func TestIngestEndToEnd(t *testing.T) {
 	if len(fake.callIDs) != rep.EventsAcknowledged+1 {
 		t.Errorf("server stored %d distinct calls, want %d acknowledged + 1 probe", len(fake.callIDs), rep.EventsAcknowledged)
 	}
-	if fake.signups != 1 || len(fake.numbers) != 3 || fake.e164 != rep.PhoneNumber || fake.providerID != "bench-"+rep.RunID {
-		t.Errorf("set-up: %d sign-ups, numbers tried %v, registered %s/%s; report %s/%s",
-			fake.signups, fake.numbers, fake.e164, fake.providerID, rep.PhoneNumber, rep.ProviderID)
+	wantURL := fake.publicURL + "/api/webhooks/vapi/" + fakeEndpointID
+	if fake.signups != 1 || fake.endpoints != 1 || rep.EndpointID != fakeEndpointID || rep.EndpointURL != wantURL {
+		t.Errorf("set-up: %d sign-ups, %d endpoints created; report endpoint %s, url %s",
+			fake.signups, fake.endpoints, rep.EndpointID, rep.EndpointURL)
 	}
 	if fake.minBody < 800 || fake.maxBody > 1400 || rep.EventBytes != fake.minBody && rep.EventBytes != fake.maxBody {
 		t.Errorf("event bodies %d..%d bytes (report %d), want about 1 KB", fake.minBody, fake.maxBody, rep.EventBytes)
@@ -280,21 +297,25 @@ func TestIngestEndToEnd(t *testing.T) {
 	if len(fake.callers) < 2 || len(fake.callers) > callerPool {
 		t.Errorf("%d distinct callers", len(fake.callers))
 	}
-	for _, want := range []string{"(3 attempts)", "acknowledged:", "processed:", "kept up:      yes", "queue depth:  max", "p99.9:"} {
+	for _, want := range []string{"endpoint:     vapi " + fakeEndpointID + ", url " + wantURL,
+		"request:      POST " + srv.URL + "/api/webhooks/vapi/" + fakeEndpointID,
+		"acknowledged:", "processed:", "kept up:      yes", "queue depth:  max", "p99.9:"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("text report lacks %q:\n%s", want, stderr)
 		}
 	}
-	if strings.Contains(stdout+stderr, testSecret) {
+	if strings.Contains(stdout+stderr, fake.secret) {
 		t.Errorf("the secret appears in the output")
 	}
 }
 
 func TestIngestWarmupEventsAreAwaited(t *testing.T) {
-	// The secret from the environment; a warm-up whose events are not
-	// measured but must still be processed.
-	t.Setenv("VOXANNE_VAPI_SECRET", testSecret)
-	fake := newFakeIngest(testSecret)
+	// A warm-up whose events are not measured but must still be processed.
+	// The server's own Vapi secret in the environment is not used, and a
+	// server without a public URL answers a url that is only a path.
+	t.Setenv("VOXANNE_VAPI_SECRET", "not-the-endpoint-secret")
+	fake := newFakeIngest()
+	fake.publicURL = ""
 	srv := httptest.NewServer(fake.handler())
 	defer srv.Close()
 
@@ -321,13 +342,13 @@ func TestIngestWarmupEventsAreAwaited(t *testing.T) {
 func TestIngestProcessingFallsBehind(t *testing.T) {
 	// The "jobs" stop after the probe and 3 more calls: the run must wait
 	// --drain, then fail.
-	fake := newFakeIngest(testSecret)
+	fake := newFakeIngest()
 	fake.stallAfter = 4
 	srv := httptest.NewServer(fake.handler())
 	defer srv.Close()
 
 	t0 := time.Now()
-	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--vapi-secret", testSecret,
+	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL,
 		"--duration", "300ms", "--warmup", "0", "--concurrency", "2", "--drain", "600ms", "--json")
 	took := time.Since(t0)
 	if code != 1 {
@@ -352,33 +373,41 @@ func TestIngestProcessingFallsBehind(t *testing.T) {
 	}
 }
 
-func TestIngestWrongSecret(t *testing.T) {
-	fake := newFakeIngest(testSecret)
-	srv := httptest.NewServer(fake.handler())
+func TestIngestProbeRejected(t *testing.T) {
+	// The server refuses the secret it has just issued (say its key changed
+	// in between): the set-up probe catches it, and no load is sent.
+	fake := newFakeIngest()
+	h := fake.handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fake.mu.Lock()
+		if fake.endpoints > 0 {
+			fake.secret = "changed"
+		}
+		fake.mu.Unlock()
+		h.ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 
-	code, _, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--vapi-secret", "not-the-secret",
-		"--duration", "1s", "--warmup", "0", "--concurrency", "4")
+	code, _, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--duration", "1s", "--warmup", "0", "--concurrency", "4")
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
 	}
-	for _, want := range []string{"HTTP 401", "invalid_signature", "must be the server's VOXANNE_VAPI_SECRET"} {
+	for _, want := range []string{"probe event: HTTP 401", "invalid_signature", "refused the endpoint's own secret", fakeEndpointID} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
-	// The set-up probe catches it: no load is sent with a wrong secret.
-	if fake.rejected != 1 || len(fake.accepted) != 0 {
-		t.Errorf("server rejected %d and stored %d events, want 1 and 0", fake.rejected, len(fake.accepted))
+	if fake.rejected != 1 || len(fake.accepted) != 0 || len(fake.bad) != 0 {
+		t.Errorf("server rejected %d and stored %d events (problems %v), want 1 and 0", fake.rejected, len(fake.accepted), fake.bad)
 	}
 }
 
 func TestIngestRejectedDuringLoad(t *testing.T) {
 	// The secret is right for the probe, then the server "rotates" it away:
 	// every load request gets 401 and the run fails on the error rate.
-	fake := newFakeIngest(testSecret)
+	fake := newFakeIngest()
 	h := fake.handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fake.mu.Lock()
@@ -389,7 +418,7 @@ func TestIngestRejectedDuringLoad(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--vapi-secret", testSecret,
+	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL,
 		"--duration", "300ms", "--warmup", "0", "--concurrency", "2", "--json")
 	if code != 1 {
 		t.Errorf("exit %d, want 1\n%s", code, stderr)
@@ -402,7 +431,8 @@ func TestIngestRejectedDuringLoad(t *testing.T) {
 	if !rep.KeptUp || rep.EventsExpected != 0 {
 		t.Errorf("kept up %v with %d expected", rep.KeptUp, rep.EventsExpected)
 	}
-	if !strings.Contains(stderr, "FAIL: 100.000% of requests failed") || !strings.Contains(stderr, "rejected signatures (401)") {
+	if !strings.Contains(stderr, "FAIL: 100.000% of requests failed") ||
+		!strings.Contains(stderr, "rejected signatures (401): was endpoint "+fakeEndpointID+" rotated") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }
@@ -416,7 +446,7 @@ func TestIngestSetupFailures(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	code, _, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--vapi-secret", testSecret, "--duration", "1s")
+	code, _, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--duration", "1s")
 	if code != 1 {
 		t.Errorf("429 on sign-up: exit %d, want 1", code)
 	}
@@ -426,41 +456,54 @@ func TestIngestSetupFailures(t *testing.T) {
 		}
 	}
 
-	// Every number taken: five attempts, then a clear failure.
-	fake := newFakeIngest(testSecret)
-	fake.conflicts = 100
+	// A server without org webhook endpoints.
+	fake := newFakeIngest()
+	fake.noEndpoints = true
 	srv2 := httptest.NewServer(fake.handler())
 	defer srv2.Close()
-	code, _, stderr = runVoxbench(t, "ingest", "--url", srv2.URL, "--vapi-secret", testSecret, "--duration", "1s")
-	if code != 1 || !strings.Contains(stderr, "5 random numbers were all taken") || !strings.Contains(stderr, "HTTP 409") {
-		t.Errorf("409s: exit %d\n%s", code, stderr)
+	code, _, stderr = runVoxbench(t, "ingest", "--url", srv2.URL, "--duration", "1s")
+	if code != 1 || !strings.Contains(stderr, "POST /api/org/webhook-endpoints: HTTP 404") ||
+		!strings.Contains(stderr, "offers no org webhook endpoints") {
+		t.Errorf("no endpoints: exit %d\n%s", code, stderr)
+	}
+
+	// An answer without the secret: a clear failure, before any event.
+	fake = newFakeIngest()
+	fake.omitSecret = true
+	srv3 := httptest.NewServer(fake.handler())
+	defer srv3.Close()
+	code, _, stderr = runVoxbench(t, "ingest", "--url", srv3.URL, "--duration", "1s")
+	if code != 1 || !strings.Contains(stderr, "HTTP 201 without an id, a url and a secret") {
+		t.Errorf("no secret: exit %d\n%s", code, stderr)
 	}
 	fake.mu.Lock()
-	if len(fake.numbers) != numberAttempts {
-		t.Errorf("%d registrations tried, want %d", len(fake.numbers), numberAttempts)
+	if fake.rejected != 0 || len(fake.accepted) != 0 || len(fake.bad) != 0 {
+		t.Errorf("events were sent without a secret: %d rejected, %d stored, problems %v", fake.rejected, len(fake.accepted), fake.bad)
 	}
 	fake.mu.Unlock()
+
+	// The public URL has a path prefix that --url lacks: the probe finds
+	// nothing at the endpoint's path, and the hint says why.
+	fake = newFakeIngest()
+	fake.publicURL = "https://voxanne.example.com/voxanne"
+	srv4 := httptest.NewServer(fake.handler())
+	defer srv4.Close()
+	code, _, stderr = runVoxbench(t, "ingest", "--url", srv4.URL, "--duration", "1s")
+	if code != 1 || !strings.Contains(stderr, "probe event: HTTP 404") || !strings.Contains(stderr, "must agree on any path prefix") {
+		t.Errorf("prefix mismatch: exit %d\n%s", code, stderr)
+	}
 
 	// Nothing listening.
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	code, _, stderr = runVoxbench(t, "ingest", "--url", deadURL, "--vapi-secret", testSecret)
+	code, _, stderr = runVoxbench(t, "ingest", "--url", deadURL)
 	if code != 1 || !strings.Contains(stderr, "is a Voxanne server running") {
 		t.Errorf("no server: exit %d\n%s", code, stderr)
 	}
 }
 
 func TestIngestUsage(t *testing.T) {
-	t.Setenv("VOXANNE_VAPI_SECRET", "")
-	code, _, stderr := runVoxbench(t, "ingest", "--duration", "1s")
-	if code != 2 || !strings.Contains(stderr, "a Vapi secret is required") || !strings.Contains(stderr, "--vapi-secret") {
-		t.Errorf("missing secret: exit %d, stderr %q", code, stderr)
-	}
-	code, _, stderr = runVoxbench(t, "ingest", "--vapi-secret", "")
-	if code != 2 || !strings.Contains(stderr, "--vapi-secret is empty") {
-		t.Errorf("empty --vapi-secret: exit %d, stderr %q", code, stderr)
-	}
 	for _, args := range [][]string{
 		{"--url", "http://10.0.0.1:8080"},
 		{"--duration", "11m"},
@@ -468,34 +511,59 @@ func TestIngestUsage(t *testing.T) {
 		{"--drain", "-1s"},
 		{"--warmup", "-1s"},
 		{"--concurrency", "0"},
+		{"--rate", "-1"},
+		{"--vapi-secret", "x"}, // gone: the endpoint's own secret signs the events
 		{"extra"},
 		{"--bogus"},
 	} {
-		code, _, stderr := runVoxbench(t, append([]string{"ingest", "--vapi-secret", "x"}, args...)...)
+		code, _, stderr := runVoxbench(t, append([]string{"ingest"}, args...)...)
 		if code != 2 || stderr == "" {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
 	}
-	// --help never shows the secret, even when it is in the environment.
-	t.Setenv("VOXANNE_VAPI_SECRET", "do-not-print-me")
 	code, stdout, _ := runVoxbench(t, "ingest", "--help")
 	if code != 0 {
 		t.Errorf("--help: exit %d", code)
 	}
-	for _, f := range []string{"--url", "--vapi-secret", "--concurrency", "--duration", "--warmup", "--json", "--drain"} {
+	for _, f := range []string{"--url", "--concurrency", "--duration", "--warmup", "--json", "--drain", "--rate"} {
 		if !strings.Contains(stdout, "  "+f) {
 			t.Errorf("--help does not explain %s", f)
 		}
 	}
-	if strings.Contains(stdout, "do-not-print-me") {
-		t.Errorf("--help printed the secret")
+	for _, want := range []string{"POST /api/org/webhook-endpoints", "/api/webhooks/vapi/<id>", "endpoint's secret"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--help does not mention %q", want)
+		}
+	}
+	if strings.Contains(stdout, "--vapi-secret") || strings.Contains(stdout, "/api/phone-numbers") {
+		t.Errorf("--help still describes the shared endpoint's set-up:\n%s", stdout)
+	}
+}
+
+func TestDeliveryTarget(t *testing.T) {
+	for _, c := range []struct{ base, path, want string }{
+		{"http://127.0.0.1:8080", "/api/webhooks/vapi/e1", "http://127.0.0.1:8080/api/webhooks/vapi/e1"},
+		{"http://127.0.0.1:8080/", "/api/webhooks/vapi/e1", "http://127.0.0.1:8080/api/webhooks/vapi/e1"},
+		// A prefix only the bench's address has (a proxy adds it).
+		{"http://127.0.0.1:8080/voxanne", "/api/webhooks/vapi/e1", "http://127.0.0.1:8080/voxanne/api/webhooks/vapi/e1"},
+		// A prefix the public URL includes too: not repeated.
+		{"http://127.0.0.1:8080/voxanne/", "/voxanne/api/webhooks/vapi/e1", "http://127.0.0.1:8080/voxanne/api/webhooks/vapi/e1"},
+		{"http://127.0.0.1:8080/vox", "/voxanne/api/webhooks/vapi/e1", "http://127.0.0.1:8080/vox/voxanne/api/webhooks/vapi/e1"},
+	} {
+		base, err := checkLoopback(c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := deliveryTarget(base, c.path); got != c.want {
+			t.Errorf("deliveryTarget(%s, %s) = %s, want %s", c.base, c.path, got, c.want)
+		}
 	}
 }
 
 func TestIngestInterrupted(t *testing.T) {
 	// Ctrl-C during the load: the report is still printed, processing is
 	// read once instead of awaited, and the run fails as unfinished.
-	fake := newFakeIngest(testSecret)
+	fake := newFakeIngest()
 	fake.stallAfter = 1 // only the probe is ever processed
 	srv := httptest.NewServer(fake.handler())
 	defer srv.Close()
@@ -504,7 +572,7 @@ func TestIngestInterrupted(t *testing.T) {
 	time.AfterFunc(500*time.Millisecond, cancel)
 	var out, errOut bytes.Buffer
 	t0 := time.Now()
-	code := run(ctx, []string{"ingest", "--url", srv.URL, "--vapi-secret", testSecret, "--duration", "10s",
+	code := run(ctx, []string{"ingest", "--url", srv.URL, "--duration", "10s",
 		"--warmup", "0", "--concurrency", "2", "--json"}, &out, &errOut)
 	if took := time.Since(t0); took > 3*time.Second {
 		t.Errorf("an interrupted run took %v", took)

@@ -3,8 +3,8 @@
 // machines it runs on must never send load anywhere else.
 //
 //	voxbench auth [flags]     sign up users, then hammer an authenticated /api route
-//	voxbench ingest [flags]   sign up one user, register a Vapi number, then load the
-//	                          signed webhook path and wait for the events to be processed
+//	voxbench ingest [flags]   sign up one user, create its org's own Vapi webhook endpoint,
+//	                          then load it with signed events and wait for them to be processed
 package main
 
 import (
