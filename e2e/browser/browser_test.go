@@ -311,7 +311,7 @@ func seedRealistic(t *testing.T, e *testenv.Env, org string) {
 			start := now.Add(-time.Duration(i*7+j*29) * time.Hour)
 			webtest.InsertRow(t, e, "calls", org, map[string]any{"contact_id": ct, "from_number": fmt.Sprintf("+1415555%04d", 1001+i),
 				"to_number": "+14155550100", "status": "ended", "ended_reason": reasons[k], "summary": summaries[k],
-				"transcript":  "AI: Thanks for calling Alpha Dental, how can I help? User: " + summaries[k] + " AI: Done, anything else? User: No, thanks.",
+				"transcript": "AI: Thanks for calling Alpha Dental, how can I help? User: " + summaries[k] + " AI: Done, anything else? User: No, thanks.",
 				"started_at": start, "created_at": start, "ended_at": start.Add(time.Duration(40+i*30) * time.Second),
 				"duration_seconds": float64(40 + i*30), "cost_usd": 0.05 + float64(i)*0.03, "direction": "inbound",
 				"success_evaluation": "true", "structured_data": `{"appointment": {"day": "Thursday", "time": "15:00"}}`})
@@ -756,5 +756,3 @@ func (b *tab) screenshot(name, variant string) {
 		b.t.Fatal(err)
 	}
 }
-
-
