@@ -258,7 +258,11 @@ func (s *Server) handleAuditLog(w http.ResponseWriter, r *http.Request, p *voxan
 	if err != nil {
 		return err
 	}
-	entries, err := s.Orgs.AuditLog(r.Context(), p, limit+1, before, r.URL.Query().Get("action"))
+	action, err := textParam(r, "action")
+	if err != nil {
+		return err
+	}
+	entries, err := s.Orgs.AuditLog(r.Context(), p, limit+1, before, action)
 	if err != nil {
 		return err
 	}
@@ -273,10 +277,20 @@ func (s *Server) handleAuditLog(w http.ResponseWriter, r *http.Request, p *voxan
 	return writeJSON(w, http.StatusOK, map[string]any{"data": entries, "next_cursor": next})
 }
 
+// handleAuditExport streams the log as JSON Lines. The store reads it in short
+// transactions, one page at a time, so a slow reader holds no database
+// connection; each page written extends the write deadline, so a reader that
+// stalls is cut off. Exports are capped per org.
 func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
+	leave, err := s.exportGate.enter(w, p.OrgID)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	enc := json.NewEncoder(w)
 	started := false
-	err := s.Orgs.ExportAuditLog(r.Context(), p, func(e voxanne.AuditEntry) error {
+	err = s.Orgs.ExportAuditLog(r.Context(), p, func(e voxanne.AuditEntry) error {
+		ExtendWriteDeadline(w)
 		if !started {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.Header().Set("Content-Disposition", `attachment; filename="audit-log.jsonl"`)

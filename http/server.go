@@ -48,6 +48,9 @@ type Server struct {
 	// ClientIPHeader names a trusted client-IP header set by a proxy ("": the
 	// socket peer address is the client).
 	ClientIPHeader string
+	// TrustedProxies are the proxy hops allowed to name the client in the
+	// forwarding header (zero: none, or one hop when ClientIPHeader is set).
+	TrustedProxies TrustedProxies
 	// CORSOrigins are the origins allowed cross-origin access ("*": any).
 	CORSOrigins []string
 	// SiteURL is where mailed links land after verification (the public URL).
@@ -79,10 +82,13 @@ type Server struct {
 	metrics         *metrics
 	apiMetrics      *apiMetrics
 	limits          limiters
+	exportGate      *orgGate
+	searchGate      *orgGate
 }
 
 type limiters struct {
 	signIn, refresh, verify, recover, email *limiter
+	emailGlobal, recoverEmail               *limiter
 }
 
 type metrics struct {
@@ -117,7 +123,9 @@ func (s *Server) Handler() http.Handler {
 		rl = *s.RateLimits
 	}
 	s.limits = limiters{signIn: newLimiter(rl.SignIn), refresh: newLimiter(rl.Refresh),
-		verify: newLimiter(rl.Verify), recover: newLimiter(rl.Recover), email: newLimiter(rl.Email)}
+		verify: newLimiter(rl.Verify), recover: newLimiter(rl.Recover), email: newLimiter(rl.Email),
+		emailGlobal: newLimiter(rl.EmailGlobal), recoverEmail: newLimiter(rl.RecoverEmail)}
+	s.exportGate, s.searchGate = newOrgGate(maxExportsPerOrg), newOrgGate(maxSearchesPerOrg)
 	s.mux = http.NewServeMux()
 	s.route("GET /health", s.handleHealth)
 	if s.Auth != nil {
@@ -211,12 +219,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			route := r.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
+			route, method := metricLabels(r)
 			elapsed := time.Since(start)
-			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Observe(elapsed.Seconds())
+			s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Observe(elapsed.Seconds())
 			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("remote", remoteHost(r)))

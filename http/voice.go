@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -38,6 +39,19 @@ func pageParams(r *http.Request) (voxanne.Page, error) {
 		pg.Limit = n
 	}
 	return pg, nil
+}
+
+// maxTextParam bounds q and every free-text filter, in characters.
+const maxTextParam = 256
+
+// textParam reads a free-text query parameter of at most maxTextParam
+// characters.
+func textParam(r *http.Request, name string) (string, error) {
+	v := r.URL.Query().Get(name)
+	if utf8.RuneCountInString(v) > maxTextParam {
+		return "", voxanne.Errorf(voxanne.EINVALID, "%s must be at most %d characters", name, maxTextParam)
+	}
+	return v, nil
 }
 
 // writeList writes a list page: {"data": [...], "next_cursor": "..."|null}.
@@ -97,7 +111,23 @@ func (s *Server) handleListCalls(w http.ResponseWriter, r *http.Request, p *voxa
 	if err != nil {
 		return err
 	}
-	f := voxanne.CallFilter{Status: r.URL.Query().Get("status"), From: from, To: to, Q: r.URL.Query().Get("q")}
+	status, err := textParam(r, "status")
+	if err != nil {
+		return err
+	}
+	q, err := textParam(r, "q")
+	if err != nil {
+		return err
+	}
+	if q != "" {
+		// Full-text searches are the expensive lists: capped per org.
+		leave, err := s.searchGate.enter(w, p.OrgID)
+		if err != nil {
+			return err
+		}
+		defer leave()
+	}
+	f := voxanne.CallFilter{Status: status, From: from, To: to, Q: q}
 	calls, next, err := s.Voice.ListCalls(r.Context(), p, f, pg)
 	if err != nil {
 		return err

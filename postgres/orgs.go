@@ -487,28 +487,42 @@ func (s *OrgStore) AuditLog(ctx context.Context, p *voxanne.Principal, limit int
 	return out, nil
 }
 
-// ExportAuditLog streams every entry, oldest first (admin).
+// exportPage is how many entries one export transaction reads.
+const exportPage = 500
+
+// ExportAuditLog streams every entry, oldest first (admin). It reads pages of
+// exportPage entries by seq, each in its own short transaction, and emits a
+// page only after its transaction has ended: however slowly the caller's
+// client reads, no database connection waits on it.
 func (s *OrgStore) ExportAuditLog(ctx context.Context, p *voxanne.Principal, emit func(voxanne.AuditEntry) error) error {
 	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
 		return err
 	}
-	return s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select `+auditColumns+` from audit_log where org_id = coalesce($1, org_id) order by seq`, s.db.org(p))
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanAudit(rows)
+	var after int64
+	for {
+		var page []voxanne.AuditEntry
+		err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `select `+auditColumns+` from audit_log where org_id = coalesce($1, org_id) and seq > $2
+				order by seq limit $3`, s.db.org(p), after, exportPage)
 			if err != nil {
 				return err
 			}
+			page, err = pgx.CollectRows(rows, scanAudit)
+			return err
+		})
+		if err != nil {
+			return mapError("export audit log", err)
+		}
+		for _, e := range page {
 			if err := emit(e); err != nil {
 				return err
 			}
 		}
-		return rows.Err()
-	})
+		if len(page) < exportPage {
+			return nil
+		}
+		after = page[len(page)-1].Seq
+	}
 }
 
 // VerifyAuditLog recomputes the chain: seq must run 1..n without gaps, each

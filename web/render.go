@@ -111,6 +111,9 @@ type view struct {
 	// User is nil on the signed-out pages.
 	User *userView
 	Data any
+	// Live pages refresh their #live region when the org's calls or
+	// messages change.
+	Live bool
 }
 
 // userView is the signed-in user as the header shows them.
@@ -153,7 +156,8 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, v *view
 
 // page renders a signed-in page.
 func (q *req) page(h *Handler, status int, name, title, nav string, data any) error {
-	h.render(q.w, status, name, &view{Title: title, Nav: nav, CSRF: q.csrf, User: q.user(), Data: data})
+	live := h.cfg.Events != nil && (name == "calls" || name == "messages" || name == "overview")
+	h.render(q.w, status, name, &view{Title: title, Nav: nav, CSRF: q.csrf, User: q.user(), Data: data, Live: live})
 	return nil
 }
 

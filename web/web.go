@@ -57,6 +57,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// DisableSignup hides and refuses the sign-up form.
 	DisableSignup bool
+	// Events feeds GET /events (live updates); nil turns them off.
+	Events *Hub
 }
 
 // Handler serves the dashboard.
@@ -93,7 +95,7 @@ func New(cfg Config) *Handler {
 var dashboardRoots = map[string]bool{
 	"": true, "login": true, "signup": true, "logout": true, "forgot": true, "reset": true,
 	"invitations": true, "overview": true, "calls": true, "messages": true, "contacts": true,
-	"team": true, "settings": true, "audit": true, "account": true, "orgs": true, "static": true,
+	"team": true, "settings": true, "audit": true, "account": true, "orgs": true, "static": true, "events": true,
 	"favicon.ico": true,
 }
 
@@ -207,6 +209,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /invitations/accept", h.public(h.acceptPage))
 	m.HandleFunc("POST /invitations/accept", h.public(h.acceptPost))
 	m.HandleFunc("POST /logout", h.logout)
+	m.HandleFunc("GET /events", h.events)
 
 	m.HandleFunc("GET /overview", h.app(h.overview))
 	m.HandleFunc("GET /calls", h.app(h.calls))

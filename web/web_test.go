@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"net/url"
@@ -558,3 +559,98 @@ func TestListsPaginateAndFilter(t *testing.T) {
 }
 
 var regexpNext = regexp.MustCompile(`href="([^"]+)" rel="next"`)
+
+// stream reads a Server-Sent Events stream in the background.
+type stream struct {
+	lines chan string
+	close func()
+}
+
+func openStream(t *testing.T, c *webtest.Client) (*stream, int) {
+	t.Helper()
+	req, err := http.NewRequest("GET", c.Base+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.HC.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		return nil, resp.StatusCode
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("content type %q", ct)
+	}
+	s := &stream{lines: make(chan string, 100), close: func() { resp.Body.Close() }}
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s, 200
+}
+
+// next returns the next event's name and data within d ("" on timeout or
+// the stream's end).
+func (s *stream) next(d time.Duration) (string, string) {
+	deadline := time.After(d)
+	var name string
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				return "closed", ""
+			}
+			switch {
+			case strings.HasPrefix(l, "event: "):
+				name = strings.TrimPrefix(l, "event: ")
+			case strings.HasPrefix(l, "data: ") && name != "":
+				return name, strings.TrimPrefix(l, "data: ")
+			}
+		case <-deadline:
+			return "", ""
+		}
+	}
+}
+
+func TestEventsStreamIsOrgIsolatedAndEndsWithTheSession(t *testing.T) {
+	w := newWorld(t, testenv.Options{})
+	if _, status := openStream(t, webtest.NewClient(t, w.e.URL)); status != http.StatusUnauthorized {
+		t.Errorf("events without a session: %d", status)
+	}
+	a, _ := openStream(t, w.signedIn(t, "owner-a@example.com"))
+	b, _ := openStream(t, w.signedIn(t, "owner-b@example.com"))
+	deadline := time.Now().Add(5 * time.Second)
+	for w.e.Events.Subscribers(w.owner.OrgID()) != 1 || w.e.Events.Subscribers(w.ownerB.OrgID()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("streams did not subscribe")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	callA := webtest.InsertRow(t, w.e, "calls", w.owner.OrgID(), map[string]any{"summary": "fresh"})
+	if name, data := a.next(3 * time.Second); name != "call" || data != `{"id":"`+callA+`"}` {
+		t.Errorf("org A's stream: %q %q", name, data)
+	}
+	msgB := webtest.InsertRow(t, w.e, "messages", w.ownerB.OrgID(), map[string]any{"body": "hi"})
+	if name, data := b.next(3 * time.Second); name != "message" || data != `{"id":"`+msgB+`"}` {
+		t.Errorf("org B's stream: %q %q (it must never carry org A's %s)", name, data, callA)
+	}
+	// A session revoked elsewhere ends its stream.
+	if r := w.e.Do("POST", "/auth/v1/logout?scope=global", nil, testenv.Bearer(w.owner.AccessToken)...); r.Status != 204 {
+		t.Fatalf("logout: %d", r.Status)
+	}
+	for {
+		name, _ := a.next(10 * time.Second)
+		if name == "end" || name == "closed" {
+			break
+		}
+		if name == "" {
+			t.Fatal("the revoked session's stream did not end")
+		}
+	}
+}

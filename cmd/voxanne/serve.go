@@ -115,19 +115,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		AuthSettings:   voxhttp.AuthSettings{DisableSignup: cfg.DisableSignup, Autoconfirm: cfg.MailerAutoconfirm},
 		RateLimits:     &cfg.RateLimits,
 		ClientIPHeader: cfg.RateLimitHeader,
+		TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins:    cfg.CORSOrigins,
 		SiteURL:        cfg.PublicURL + "/",
 	}
-	// The dashboard answers its own paths; everything else is the API's.
-	dash := web.New(web.Config{Auth: auth.svc, Authenticator: auth.authn, Orgs: srv.Orgs, Voice: srv.Voice,
+	// The dashboard answers its own paths; everything else is the API's. Its
+	// live updates follow one LISTEN connection.
+	hub := web.NewHub()
+	wg.Go(func() { (&postgres.EventListener{DB: db.DB, Publish: hub.Publish, Logger: log}).Run(bg) })
+	dash := web.New(web.Config{Events: hub, Auth: auth.svc, Authenticator: auth.authn, Orgs: srv.Orgs, Voice: srv.Voice,
 		PublicURL: cfg.PublicURL, Keys: web.SigningKeys(auth.keys.Current, auth.keys.Lookup), Logger: log,
-		SignInRate: web.Rate(cfg.RateLimits.SignIn), ClientIPHeader: cfg.RateLimitHeader, DisableSignup: cfg.DisableSignup})
+		SignInRate: web.Rate(cfg.RateLimits.SignIn), DisableSignup: cfg.DisableSignup})
 	httpSrv := &http.Server{
-		Handler:           web.Mount(srv.Handler(), dash),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// The dashboard reads its client address from RemoteAddr, which the
+		// resolver sets from the trusted proxies' header.
+		Handler:  web.Mount(srv.Handler(), voxhttp.ClientIPResolver{Header: cfg.RateLimitHeader, Proxies: cfg.TrustedProxies}.Middleware(dash)),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	voxhttp.ConfigureServer(httpSrv)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup", time.Since(started).Round(time.Millisecond))

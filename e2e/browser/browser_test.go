@@ -679,6 +679,37 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("LiveUpdates", func(t *testing.T) {
+		a := s.tab(t)
+		a.login("owner@alpha.example")
+		a.open("/calls")
+		bTab := s.tab(t)
+		bTab.login("owner@bravo.example")
+		bTab.open("/calls")
+		deadline := time.Now().Add(10 * time.Second)
+		for s.env.Events.Subscribers(s.owner.OrgID()) == 0 || s.env.Events.Subscribers(s.ownerB.OrgID()) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the calls pages did not open their event streams")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// The call is written as the webhook job writes it.
+		start := time.Now()
+		id := webtest.InsertRow(t, s.env, "calls", s.owner.OrgID(), map[string]any{"from_number": "+14155557777",
+			"summary": "Live call just in", "status": "in-progress", "started_at": time.Now()})
+		for !strings.Contains(a.html(), id) {
+			if time.Since(start) > 5*time.Second {
+				t.Fatal("the new call did not appear on the open calls page")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("performance: a new call appeared on the open calls page %v after it was stored", time.Since(start).Round(time.Millisecond))
+		time.Sleep(300 * time.Millisecond)
+		if strings.Contains(bTab.html(), id) || strings.Contains(bTab.html(), "Live call just in") {
+			t.Error("org B's open calls page shows org A's new call")
+		}
+	})
+
 	t.Run("Screenshots", func(t *testing.T) {
 		b := s.tab(t)
 		for _, p := range []string{"/login", "/signup", "/forgot"} {

@@ -40,6 +40,8 @@ type Options struct {
 	KEK            string
 	CORSOrigins    []string
 	ClientIPHeader string
+	// TrustedProxies are the proxy hops trusted to name the client.
+	TrustedProxies voxhttp.TrustedProxies
 	// Mailer replaces the in-memory mailbox.
 	Mailer voxanne.Mailer
 	// DB replaces the fresh database (for layer knock-out tests).
@@ -79,6 +81,8 @@ type Env struct {
 	Endpoints *postgres.EndpointStore
 	// Jobs is the River client working the event jobs.
 	Jobs *jobs.Runner
+	// Events is the dashboard's hub of live updates.
+	Events *web.Hub
 	// Handler is the server whose router the test server runs.
 	Handler *voxhttp.Server
 }
@@ -182,7 +186,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	}
 	srv := &voxhttp.Server{Logger: logger, Version: "test", Started: time.Now(),
 		AuthSettings: voxhttp.AuthSettings{DisableSignup: opts.DisableSignup, Autoconfirm: autoconfirm},
-		RateLimits:   opts.RateLimits, ClientIPHeader: opts.ClientIPHeader, CORSOrigins: opts.CORSOrigins,
+		RateLimits:   opts.RateLimits, ClientIPHeader: opts.ClientIPHeader, TrustedProxies: opts.TrustedProxies, CORSOrigins: opts.CORSOrigins,
 		Checks: map[string]voxhttp.Check{"database": voxhttp.DatabaseCheck(db)}, Pools: db.PoolStats}
 	if srv.RateLimits == nil {
 		srv.RateLimits = &voxhttp.RateLimits{}
@@ -254,10 +258,19 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	case <-time.After(10 * time.Second):
 		t.Fatal("testenv: revocation listener did not connect")
 	}
-	// The dashboard is mounted as serve mounts it.
-	dash := web.New(web.Config{Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
+	// The dashboard is mounted as serve mounts it, with its live updates.
+	e.Events = web.NewHub()
+	eventsCtx, stopEvents := context.WithCancel(context.Background())
+	eventsDone := make(chan struct{})
+	go func() {
+		defer close(eventsDone)
+		(&postgres.EventListener{DB: db, Publish: e.Events.Publish, Logger: logger}).Run(eventsCtx)
+	}()
+	t.Cleanup(func() { stopEvents(); <-eventsDone })
+	dash := web.New(web.Config{Events: e.Events, Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
 		Keys: web.SigningKeys(keys.Current, keys.Lookup), Logger: logger, DisableSignup: opts.DisableSignup})
 	ts.Config.Handler = web.Mount(srv.Handler(), dash)
+	voxhttp.ConfigureServer(ts.Config)
 	ts.Start()
 	t.Cleanup(ts.Close)
 	e.Server = ts

@@ -45,6 +45,30 @@
       if (btn) { btn.classList.add("js-hidden"); }
     });
 
+    // Live pages re-read their #live region when the org's calls or
+    // messages change (the stream carries ids only, never data).
+    var main = document.querySelector("main[data-live]");
+    if (main && window.EventSource && document.getElementById("live")) {
+      var source = new EventSource(main.getAttribute("data-live"));
+      var timer = null;
+      var refresh = function () {
+        window.clearTimeout(timer);
+        timer = window.setTimeout(function () {
+          window.fetch(window.location.href, { credentials: "same-origin" }).then(function (r) {
+            return r.ok && !r.redirected ? r.text() : null;
+          }).then(function (html) {
+            if (!html) { return; }
+            var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+            var current = document.getElementById("live");
+            if (fresh && current) { current.replaceWith(document.adoptNode(fresh)); }
+          }).catch(function () { /* the next event or a reload will do */ });
+        }, 100);
+      };
+      source.addEventListener("call", refresh);
+      source.addEventListener("message", refresh);
+      source.addEventListener("end", function () { source.close(); window.location.reload(); });
+    }
+
     // Destructive buttons ask first.
     document.querySelectorAll("[data-confirm]").forEach(function (btn) {
       btn.addEventListener("click", function (ev) {
