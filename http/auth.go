@@ -142,12 +142,23 @@ func clientInfo(s *Server, r *http.Request) voxanne.ClientInfo {
 // rateLimit takes a token from l for key or returns the 429 error, setting
 // Retry-After.
 func rateLimit(w http.ResponseWriter, l *limiter, key string) error {
-	if ok, wait := l.allow(key); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		return voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit", "Request rate limit reached")
-	}
-	return nil
+	_, err := reserveLimit(w, l, key)
+	return err
 }
+
+// reserveLimit is rateLimit with a refund for attempts that turn out not to
+// count.
+func reserveLimit(w http.ResponseWriter, l *limiter, key string) (func(), error) {
+	ok, wait, refund := l.reserve(key)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		return nil, voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit", "Request rate limit reached")
+	}
+	return refund, nil
+}
+
+// limitKey is the rate-limit key of an email address as typed.
+func limitKey(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 func (s *Server) handleSignUp(w http.ResponseWriter, r *http.Request) error {
 	if err := rateLimit(w, s.limits.signIn, s.clientIP(r)); err != nil {
@@ -185,13 +196,26 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		if err := decodeJSON(w, r, &in); err != nil {
 			return err
 		}
-		if err := rateLimit(w, s.limits.email, strings.ToLower(strings.TrimSpace(in.Email))); err != nil {
+		// Failed attempts count per (address, client IP), so an attacker's
+		// guesses exhaust their own bucket and not the real user's, and per
+		// address over all IPs with a much higher cap. Tokens are taken before
+		// the attempt and given back when the password was right.
+		email := limitKey(in.Email)
+		refundPair, err := reserveLimit(w, s.limits.email, email+" "+ip)
+		if err != nil {
+			return err
+		}
+		refundAll, err := reserveLimit(w, s.limits.emailGlobal, email)
+		if err != nil {
+			refundPair()
 			return err
 		}
 		sess, err := s.Auth.SignInWithPassword(r.Context(), in.Email, in.Password, clientInfo(s, r))
 		if err != nil {
 			return err
 		}
+		refundPair()
+		refundAll()
 		return writeJSON(w, http.StatusOK, sess)
 	case "refresh_token":
 		if err := rateLimit(w, s.limits.refresh, ip); err != nil {
@@ -305,6 +329,14 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
+	}
+	// Per address too, whoever asks from wherever: no inbox flooding. The
+	// bucket is the address's whether or not it has an account, so a 429 says
+	// nothing about that.
+	if ok, wait, _ := s.limits.recoverEmail.reserve(limitKey(in.Email)); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		return voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_email_send_rate_limit",
+			"For security purposes, you can only request this after %d seconds.", int(wait.Seconds())+1)
 	}
 	if err := s.Auth.Recover(r.Context(), in.Email, clientInfo(s, r)); err != nil {
 		return err

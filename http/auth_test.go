@@ -1438,7 +1438,11 @@ func TestRateLimitPerEmail(t *testing.T) {
 	if r := request(t, e, "POST", path, map[string]any{"email": "q1@example.com", "password": "Wrong-password-1"}); r.Status != 400 {
 		t.Fatalf("first attempt: %d %s", r.Status, r.Body)
 	}
+	// A right password does not count against the limit; a second wrong one does.
 	signIn(t, e, "q1@example.com", testenv.Password)
+	if r := request(t, e, "POST", path, map[string]any{"email": "q1@example.com", "password": "Wrong-password-2"}); r.Status != 400 {
+		t.Fatalf("second attempt: %d %s", r.Status, r.Body)
+	}
 	expectAuthError(t, e, "POST", path, map[string]any{"email": "q1@example.com", "password": testenv.Password}, 429, "over_request_rate_limit")
 	expectAuthError(t, e, "POST", path, map[string]any{"email": " Q1@Example.com", "password": testenv.Password}, 429, "over_request_rate_limit")
 	signIn(t, e, "q2@example.com", testenv.Password)

@@ -32,6 +32,7 @@ type Config struct {
 	TwilioTokenPrev   string
 	CORSOrigins       []string
 	RateLimitHeader   string
+	TrustedProxies    voxhttp.TrustedProxies
 	SMTPURL           string
 	MailerAutoconfirm bool
 	DisableSignup     bool
@@ -78,7 +79,8 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	twilio := rs.add("VOXANNE_TWILIO_AUTH_TOKEN", "twilio-auth-token", "", "Twilio auth token", true)
 	twilioPrev := rs.add("VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", "twilio-auth-token-previous", "", "previous Twilio auth token", true)
 	cors := rs.add("VOXANNE_CORS_ORIGINS", "cors-origins", "", "comma-separated allowed origins", false)
-	rlHeader := rs.add("VOXANNE_RATE_LIMIT_HEADER", "rate-limit-header", "", "trusted client-IP header set by your proxy", false)
+	rlHeader := rs.add("VOXANNE_RATE_LIMIT_HEADER", "rate-limit-header", "", "client-IP header set by your proxy (default X-Forwarded-For when trusted proxies are set)", false)
+	proxies := rs.add("VOXANNE_TRUSTED_PROXIES", "trusted-proxies", "", "number of trusted proxy hops, or comma-separated proxy CIDRs; the client is the right-most untrusted X-Forwarded-For address", false)
 	smtp := rs.add("VOXANNE_SMTP_URL", "smtp-url", "", "smtp://user:pass@host:port (unset: mails go to the log)", true)
 	autoconfirm := rs.add("VOXANNE_MAILER_AUTOCONFIRM", "mailer-autoconfirm", "true", "confirm sign-ups at once", false)
 	disableSignup := rs.add("VOXANNE_DISABLE_SIGNUP", "disable-signup", "false", "refuse new sign-ups", false)
@@ -87,7 +89,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	rlRefresh := rs.add("VOXANNE_RATE_LIMIT_TOKEN_REFRESH", "rate-limit-token-refresh", "150/5m", "per client IP on refresh-token grants", false)
 	rlVerify := rs.add("VOXANNE_RATE_LIMIT_VERIFY", "rate-limit-verify", "30/5m", "per client IP on /verify", false)
 	rlRecover := rs.add("VOXANNE_RATE_LIMIT_RECOVER", "rate-limit-recover", "30/5m", "per client IP on /recover", false)
-	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "per email address on password sign-in", false)
+	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "failed password sign-ins per email address and client IP", false)
+	rlEmailGlobal := rs.add("VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", "rate-limit-email-global", "100/5m", "failed password sign-ins per email address over all client IPs", false)
+	rlRecoverEmail := rs.add("VOXANNE_RATE_LIMIT_RECOVER_EMAIL", "rate-limit-recover-email", "5/1h", "per email address on /recover", false)
 	workers := rs.add("VOXANNE_WORKERS", "workers", "20", "background jobs run at once", false)
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
@@ -186,6 +190,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 			return nil, bad("VOXANNE_SMTP_URL", "want smtp://user:pass@host:port")
 		}
 	}
+	if c.TrustedProxies, err = voxhttp.ParseTrustedProxies(*proxies); err != nil {
+		return nil, bad("VOXANNE_TRUSTED_PROXIES", err.Error())
+	}
 	if c.MailerAutoconfirm, err = strconv.ParseBool(*autoconfirm); err != nil {
 		return nil, bad("VOXANNE_MAILER_AUTOCONFIRM", "want true or false")
 	}
@@ -202,6 +209,8 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		{"VOXANNE_RATE_LIMIT_VERIFY", rlVerify, &c.RateLimits.Verify},
 		{"VOXANNE_RATE_LIMIT_RECOVER", rlRecover, &c.RateLimits.Recover},
 		{"VOXANNE_RATE_LIMIT_EMAIL", rlEmail, &c.RateLimits.Email},
+		{"VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", rlEmailGlobal, &c.RateLimits.EmailGlobal},
+		{"VOXANNE_RATE_LIMIT_RECOVER_EMAIL", rlRecoverEmail, &c.RateLimits.RecoverEmail},
 	} {
 		if *r.dst, err = voxhttp.ParseRate(*r.raw); err != nil {
 			return nil, bad(r.env, err.Error())

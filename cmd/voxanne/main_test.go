@@ -39,6 +39,7 @@ func TestConfigRejectsBadValuesNamingTheSetting(t *testing.T) {
 		"VOXANNE_LOG_FORMAT":         "xml",
 		"DATABASE_URL":               "mysql://user:hunter2secret@host/db",
 		"VOXANNE_KEY_ENCRYPTION_KEY": "short",
+		"VOXANNE_TRUSTED_PROXIES":    "10.0.0.0/8, the-load-balancer",
 	}
 	for env, val := range cases {
 		t.Run(env, func(t *testing.T) {
@@ -51,6 +52,32 @@ func TestConfigRejectsBadValuesNamingTheSetting(t *testing.T) {
 				t.Fatal("the error shows a secret")
 			}
 		})
+	}
+}
+
+func TestTrustedProxiesSetting(t *testing.T) {
+	for _, c := range []struct{ env, flag, want string }{
+		{"", "", ""},
+		{"2", "", "2"},
+		{"10.0.0.0/8,192.168.1.1", "", "10.0.0.0/8,192.168.1.1/32"},
+		{"2", "172.16.0.0/12", "172.16.0.0/12"},
+	} {
+		t.Setenv("VOXANNE_TRUSTED_PROXIES", c.env)
+		var args []string
+		if c.flag != "" {
+			args = []string{"--trusted-proxies", c.flag}
+		}
+		cfg, err := loadConfig(flag.NewFlagSet("t", flag.ContinueOnError), args)
+		if err != nil || cfg.TrustedProxies.String() != c.want {
+			t.Errorf("env %q flag %q: %v %v, want %q", c.env, c.flag, cfg, err, c.want)
+		}
+	}
+	for _, bad := range []string{"0", "100", "ten", "10.0.0.0/40"} {
+		t.Setenv("VOXANNE_TRUSTED_PROXIES", bad)
+		_, err := loadConfig(flag.NewFlagSet("t", flag.ContinueOnError), nil)
+		if err == nil || strings.Count(err.Error(), "\n") > 0 || !strings.HasPrefix(err.Error(), "invalid VOXANNE_TRUSTED_PROXIES: ") {
+			t.Errorf("%q: %v, want one line naming VOXANNE_TRUSTED_PROXIES", bad, err)
+		}
 	}
 }
 
@@ -176,6 +203,7 @@ func TestServeManagedClusterLifecycle(t *testing.T) {
 func TestServeRefusesBadConfigWithOneLine(t *testing.T) {
 	for env, name := range map[string]string{
 		"VOXANNE_JWT_EXP=-5":                          "VOXANNE_JWT_EXP",
+		"VOXANNE_TRUSTED_PROXIES=the-load-balancer":   "VOXANNE_TRUSTED_PROXIES",
 		"VOXANNE_SENTRY_DSN=not-a-dsn-secretkey12345": "VOXANNE_SENTRY_DSN",
 	} {
 		cmd := exec.Command(binary, "serve", "--addr", testbin.FreeAddr(t))
