@@ -559,6 +559,9 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 			return err
 		}
 		if hash != "" {
+			if err := spendMailTokens(ctx, tx, p.UserID); err != nil {
+				return err
+			}
 			revoked, err = revokeSessions(ctx, tx, "user_id = $1 and id <> $2", "password_changed", p.UserID, p.SessionID)
 		}
 		return err
@@ -617,6 +620,17 @@ func (s *AuthService) newMailToken(ctx context.Context, tx pgx.Tx, u *userRow, k
 		return "", fmt.Errorf("create %s token: %w", kind, err)
 	}
 	return t, nil
+}
+
+// spendMailTokens invalidates every outstanding recovery and confirmation
+// link of a user: after a password change or a completed recovery, a link
+// mailed earlier (perhaps to an inbox someone else reads) must not sign in.
+func spendMailTokens(ctx context.Context, tx pgx.Tx, userID string) error {
+	if _, err := tx.Exec(ctx, `update auth.one_time_tokens set used_at = now()
+		where user_id = $1 and used_at is null`, userID); err != nil {
+		return fmt.Errorf("invalidate mailed links: %w", err)
+	}
+	return nil
 }
 
 func (s *AuthService) verifyLink(t, kind string) string {
@@ -717,6 +731,12 @@ func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci vox
 			return errOTPInvalid // the address changed since the mail went out
 		} else if err != nil {
 			return err
+		}
+		if kind == "recovery" {
+			// A completed recovery spends the user's other links too.
+			if err := spendMailTokens(ctx, tx, u.ID); err != nil {
+				return err
+			}
 		}
 		pref, _ := u.AppMetadata["org_id"].(string)
 		sess, err = s.newSession(ctx, tx, u, pref, ci)

@@ -139,6 +139,9 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 			return err
 		}
 		if hash != "" || email != "" {
+			if err := spendMailTokens(ctx, tx, id); err != nil {
+				return err
+			}
 			revoked, err = revokeSessions(ctx, tx, "user_id = $1", "credentials_changed", id)
 		}
 		return err
