@@ -70,6 +70,7 @@ func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err erro
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
+	retryAfter(w, status)
 	_ = writeJSON(w, status, body)
 }
 
@@ -300,6 +301,11 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error 
 	}
 	if (in.Email != nil && *in.Email != "" && !strings.EqualFold(*in.Email, p.Email)) || (in.Phone != nil && *in.Phone != "") {
 		return voxanne.ReasonErrorf(voxanne.EINVALID, "validation_failed", "changing the email or phone is not supported")
+	}
+	if in.Password != nil && *in.Password != "" {
+		if err := rateLimit(w, s.limits.passwordChange, p.UserID); err != nil {
+			return err
+		}
 	}
 	u, err := s.Auth.UpdateUser(r.Context(), p, voxanne.UserUpdate{Password: in.Password, Data: in.Data})
 	if err != nil {

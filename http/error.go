@@ -46,6 +46,7 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
+	retryAfter(w, status)
 	_ = writeJSON(w, status, map[string]string{"code": code, "message": msg})
 }
 
@@ -66,5 +67,13 @@ func (s *Server) logUnexpected(r *http.Request, err error) {
 		slog.String("request_id", RequestID(r.Context())), slog.String("error", err.Error()))
 	if s.ReportError != nil {
 		s.ReportError(r.Context(), RequestID(r.Context()), err)
+	}
+}
+
+// retryAfter gives a 429 or 503 that names no wait of its own a short one, so
+// that clients back off instead of retrying at once.
+func retryAfter(w http.ResponseWriter, status int) {
+	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
 	}
 }

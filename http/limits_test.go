@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/voxanne/voxanne/auth/password"
+	voxhttp "github.com/voxanne/voxanne/http"
 	"github.com/voxanne/voxanne/internal/testenv"
 )
 
@@ -175,5 +178,114 @@ func TestInputSizeLimits(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("128 KiB of headers: %d", resp.StatusCode)
+	}
+}
+
+// Password hashing is bounded: past a short wait, sign-ins answer 429 with
+// Retry-After — for accounts that exist and ones that don't alike — and never
+// a 500.
+func TestPasswordHashingBusyAnswers429(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	e.SignUp("busy@example.com")
+	defer func(w time.Duration) { password.MaxWait = w }(password.MaxWait)
+	password.MaxWait = time.Millisecond
+	type result struct {
+		known  bool
+		status int
+		retry  string
+	}
+	results := make(chan result, 40)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			email := fmt.Sprintf("nobody-%d@example.com", i)
+			if i%2 == 0 {
+				email = "busy@example.com"
+			}
+			r := e.Do("POST", "/auth/v1/token?grant_type=password", map[string]any{"email": email, "password": "wrong-password-123"})
+			results <- result{i%2 == 0, r.Status, r.Header.Get("Retry-After")}
+		})
+	}
+	wg.Wait()
+	close(results)
+	busy := map[bool]int{}
+	for r := range results {
+		switch {
+		case r.status == http.StatusTooManyRequests && r.retry != "":
+			busy[r.known]++
+		case r.status == http.StatusBadRequest:
+		default:
+			t.Errorf("known=%v: %d (Retry-After %q)", r.known, r.status, r.retry)
+		}
+	}
+	if busy[true] == 0 || busy[false] == 0 {
+		t.Fatalf("no 429 under a burst with a 1 ms wait: %v", busy)
+	}
+}
+
+// user_metadata is at most 4 KiB, at sign-up and after every merge, so no
+// account can make its own tokens unusable; a refused update changes nothing.
+func TestUserMetadataBounded(t *testing.T) {
+	e := testenv.New(t, testenv.Options{})
+	big := map[string]any{"bio": strings.Repeat("b", 5000)}
+	r := e.Do("POST", "/auth/v1/signup", map[string]any{"email": "meta@example.com", "password": "a-long-password-1", "data": big})
+	if r.Status != 400 || r.JSON(t)["error_code"] != "validation_failed" {
+		t.Fatalf("sign-up with 5 KB of metadata: %d %s", r.Status, r.Body)
+	}
+	var n int
+	if err := e.DB.Owner.QueryRow(context.Background(), `select count(*) from auth.users where email = 'meta@example.com'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refused sign-up left %d users (%v)", n, err)
+	}
+	s := e.SignUp("meta@example.com")
+	put := func(data map[string]any) *testenv.Response {
+		return e.Do("PUT", "/auth/v1/user", map[string]any{"data": data}, testenv.Bearer(s.AccessToken)...)
+	}
+	if r := put(map[string]any{"a": strings.Repeat("a", 3000)}); r.Status != 200 {
+		t.Fatalf("3 KB: %d %s", r.Status, r.Body)
+	}
+	if r := put(map[string]any{"b": strings.Repeat("b", 3000)}); r.Status != 400 {
+		t.Fatalf("merged past 4 KB: %d %s", r.Status, r.Body)
+	}
+	var meta string
+	if err := e.DB.Owner.QueryRow(context.Background(), `select raw_user_meta_data::text from auth.users where email = 'meta@example.com'`).Scan(&meta); err != nil || strings.Contains(meta, `"b"`) {
+		t.Fatalf("refused update was written: %.80s %v", meta, err)
+	}
+	op, err := e.Auth.ServiceRoleToken(context.Background(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Do("POST", "/auth/v1/admin/users", map[string]any{"email": "meta2@example.com", "user_metadata": big}, testenv.Bearer(op)...); r.Status != 400 {
+		t.Fatalf("admin create with 5 KB: %d %s", r.Status, r.Body)
+	}
+}
+
+// Password changes and org switches are limited per user (each costs a hash
+// or a new session); another user is not affected.
+func TestPerUserLimits(t *testing.T) {
+	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{
+		PasswordChange: voxhttp.Rate{N: 2, Per: time.Hour}, OrgSwitch: voxhttp.Rate{N: 3, Per: time.Hour}}})
+	a, b := e.SignUp("changer@example.com"), e.SignUp("other@example.com")
+	for i, want := range []int{200, 200, 429} {
+		r := e.Do("PUT", "/auth/v1/user", map[string]any{"password": fmt.Sprintf("new-password-%d-x", i)}, testenv.Bearer(a.AccessToken)...)
+		if r.Status != want || (want == 429 && r.Header.Get("Retry-After") == "") {
+			t.Fatalf("password change %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	// Metadata-only updates are not password changes.
+	if r := e.Do("PUT", "/auth/v1/user", map[string]any{"data": map[string]any{"k": "v"}}, testenv.Bearer(a.AccessToken)...); r.Status != 200 {
+		t.Fatalf("metadata update: %d %s", r.Status, r.Body)
+	}
+	if r := e.Do("PUT", "/auth/v1/user", map[string]any{"password": "b-new-password-1"}, testenv.Bearer(b.AccessToken)...); r.Status != 200 {
+		t.Fatalf("another user's change: %d %s", r.Status, r.Body)
+	}
+	tok := b.AccessToken
+	for i, want := range []int{200, 200, 200, 429} {
+		r := e.Do("POST", "/api/orgs/"+b.OrgID()+"/switch", nil, testenv.Bearer(tok)...)
+		if r.Status != want {
+			t.Fatalf("switch %d: %d %s", i, r.Status, r.Body)
+		}
+		if want == 200 {
+			tok, _ = r.JSON(t)["access_token"].(string)
+		}
 	}
 }

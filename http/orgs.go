@@ -56,10 +56,10 @@ func encodeCursor(pos int64) string {
 }
 
 func (s *Server) registerOrgs() {
-	s.route("GET /api/me", s.api(s.handleMe))
+	s.route("GET /api/me", s.apiAnyOrg(s.handleMe))
 	s.route("GET /api/orgs/validate/{orgId}", s.api(s.handleValidateOrg))
-	s.route("POST /api/orgs", s.api(s.handleCreateOrg))
-	s.route("POST /api/orgs/{orgId}/switch", s.api(s.handleSwitchOrg))
+	s.route("POST /api/orgs", s.apiAnyOrg(s.handleCreateOrg))
+	s.route("POST /api/orgs/{orgId}/switch", s.apiAnyOrg(s.handleSwitchOrg))
 	s.route("GET /api/org", s.api(s.handleGetOrg))
 	s.route("PATCH /api/org", s.api(s.handleRenameOrg))
 	s.route("GET /api/org/members", s.api(s.handleMembers))
@@ -68,7 +68,7 @@ func (s *Server) registerOrgs() {
 	s.route("POST /api/org/invitations", s.api(s.handleInvite))
 	s.route("GET /api/org/invitations", s.api(s.handleInvitations))
 	s.route("DELETE /api/org/invitations/{id}", s.api(s.handleRevokeInvitation))
-	s.route("POST /api/invitations/accept", s.api(s.handleAcceptInvitation))
+	s.route("POST /api/invitations/accept", s.apiAnyOrg(s.handleAcceptInvitation))
 	s.route("GET /api/org/audit-log", s.api(s.handleAuditLog))
 	s.route("GET /api/org/audit-log/export", s.api(s.handleAuditExport))
 	s.route("GET /api/org/audit-log/verify", s.api(s.handleAuditVerify))
@@ -122,6 +122,9 @@ func (s *Server) handleCreateOrg(w http.ResponseWriter, r *http.Request, p *voxa
 func (s *Server) handleSwitchOrg(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
 	orgID, err := uuidParam(r, "orgId")
 	if err != nil {
+		return err
+	}
+	if err := rateLimit(w, s.limits.orgSwitch, p.UserID); err != nil {
 		return err
 	}
 	sess, err := s.Orgs.SwitchOrg(r.Context(), p, orgID, clientInfo(s, r))

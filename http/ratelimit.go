@@ -49,6 +49,12 @@ type RateLimits struct {
 	// RecoverEmail bounds /recover per email address, so no one can flood an
 	// inbox from many IPs.
 	RecoverEmail Rate
+	// PasswordChange bounds password changes (PUT /user) per user: each is an
+	// argon2id hash.
+	PasswordChange Rate
+	// OrgSwitch bounds POST /api/orgs/{id}/switch per user: each mints a
+	// session.
+	OrgSwitch Rate
 }
 
 // DefaultRateLimits are the limits used when none are configured.
@@ -61,6 +67,9 @@ var DefaultRateLimits = RateLimits{
 
 	EmailGlobal:  Rate{100, 5 * time.Minute},
 	RecoverEmail: Rate{5, time.Hour},
+
+	PasswordChange: Rate{10, time.Hour},
+	OrgSwitch:      Rate{60, 5 * time.Minute},
 }
 
 // limiter keeps one bucket per key in a bounded cache, so a flood of distinct

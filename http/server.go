@@ -89,6 +89,7 @@ type Server struct {
 type limiters struct {
 	signIn, refresh, verify, recover, email *limiter
 	emailGlobal, recoverEmail               *limiter
+	passwordChange, orgSwitch               *limiter
 }
 
 type metrics struct {
@@ -124,7 +125,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.limits = limiters{signIn: newLimiter(rl.SignIn), refresh: newLimiter(rl.Refresh),
 		verify: newLimiter(rl.Verify), recover: newLimiter(rl.Recover), email: newLimiter(rl.Email),
-		emailGlobal: newLimiter(rl.EmailGlobal), recoverEmail: newLimiter(rl.RecoverEmail)}
+		emailGlobal: newLimiter(rl.EmailGlobal), recoverEmail: newLimiter(rl.RecoverEmail),
+		passwordChange: newLimiter(rl.PasswordChange), orgSwitch: newLimiter(rl.OrgSwitch)}
 	s.exportGate, s.searchGate = newOrgGate(maxExportsPerOrg), newOrgGate(maxSearchesPerOrg)
 	s.mux = http.NewServeMux()
 	s.route("GET /health", s.handleHealth)

@@ -155,11 +155,12 @@ func (s *AuthService) userByID(ctx context.Context, q pgx.Tx, id string) (*userR
 }
 
 // resolveOrg picks the org a session acts for: preferred if the user is still a
-// member, else the user's oldest membership, else none. It stamps the choice into
-// app_metadata so the user object and the next sign-in agree with the token.
-func resolveOrg(ctx context.Context, tx pgx.Tx, u *userRow, preferred string) (orgID, role string, err error) {
-	err = tx.QueryRow(ctx, `select org_id::text, role from memberships where user_id = $1
-		order by (org_id::text = $2) desc, created_at, org_id limit 1`, u.ID, preferred).Scan(&orgID, &role)
+// member, else (with fallback) the user's oldest membership, else none. It
+// stamps the choice into app_metadata so the user object and the next sign-in
+// agree with the token.
+func resolveOrg(ctx context.Context, tx pgx.Tx, u *userRow, preferred string, fallback bool) (orgID, role string, err error) {
+	err = tx.QueryRow(ctx, `select org_id::text, role from memberships where user_id = $1 and ($3 or org_id::text = $2)
+		order by (org_id::text = $2) desc, created_at, org_id limit 1`, u.ID, preferred, fallback).Scan(&orgID, &role)
 	if errors.Is(err, pgx.ErrNoRows) {
 		orgID, role, err = "", "", nil
 	}
@@ -209,7 +210,7 @@ func (s *AuthService) sessionResponse(u *userRow, access string, exp int64, refr
 
 // newSession starts a session for u (in preferredOrg when still a member).
 func (s *AuthService) newSession(ctx context.Context, tx pgx.Tx, u *userRow, preferredOrg string, ci voxanne.ClientInfo) (*voxanne.Session, error) {
-	orgID, role, err := resolveOrg(ctx, tx, u, preferredOrg)
+	orgID, role, err := resolveOrg(ctx, tx, u, preferredOrg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +246,9 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 	}
 	if reasons := password.Check(in.Password); len(reasons) > 0 {
 		return nil, nil, weakPasswordError(reasons)
+	}
+	if err := checkUserMetadata(in.Data); err != nil {
+		return nil, nil, err
 	}
 	hash, err := password.Hash(in.Password)
 	if err != nil {
@@ -298,24 +302,33 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string, ci voxanne.ClientInfo) (*voxanne.Session, error) {
 	email, err := normalizeEmail(emailIn)
 	if err != nil {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return nil, err
+		}
 		return nil, errInvalidCredentials
 	}
 	u, err := scanUser(s.db.Auth.QueryRow(ctx, "select "+userColumns+" from auth.users where email = $1", email))
 	if errors.Is(err, pgx.ErrNoRows) {
-		password.VerifyDummy(pw)
+		if err := password.VerifyDummy(pw); err != nil {
+			return nil, err
+		}
 		s.security(ctx, "sign_in_failed", slog.String("reason", "unknown_email"), slog.String("ip", ci.IP))
 		return nil, errInvalidCredentials
 	} else if err != nil {
 		return nil, fmt.Errorf("sign in: %w", err)
 	}
 	ok, rehash, err := password.Verify(pw, u.hash)
+	if errors.Is(err, password.ErrBusy) {
+		return nil, err
+	}
 	if err != nil && u.hash != "" {
 		s.cfg.Logger.Error("stored password hash unreadable", "user_id", u.ID, "error", err)
 	}
 	if !ok {
 		if u.hash == "" {
-			password.VerifyDummy(pw)
+			if err := password.VerifyDummy(pw); err != nil {
+				return nil, err
+			}
 		}
 		s.security(ctx, "sign_in_failed", slog.String("user_id", u.ID), slog.String("reason", "wrong_password"), slog.String("ip", ci.IP))
 		return nil, errInvalidCredentials
@@ -423,7 +436,11 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 		if org != nil {
 			pref = *org
 		}
-		orgID, role, err := resolveOrg(ctx, tx, u, pref)
+		// A session stays in its org. If the user left it (or was removed,
+		// or it was deleted), the session goes on without an org: never
+		// silently in another one. The client learns it from the token and
+		// /api/me, and picks an org by switching.
+		orgID, role, err := resolveOrg(ctx, tx, u, pref, false)
 		if err != nil {
 			return err
 		}
@@ -556,6 +573,10 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 		if errors.Is(err, pgx.ErrNoRows) {
 			return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
 		} else if err != nil {
+			return err
+		}
+		// The merged metadata is what tokens will carry.
+		if err := checkUserMetadata(u.UserMetadata); err != nil {
 			return err
 		}
 		if hash != "" {

@@ -87,6 +87,9 @@ func (s *AuthService) CreateUser(ctx context.Context, in voxanne.AdminUserInput)
 	if meta == nil {
 		meta = map[string]any{}
 	}
+	if err := checkUserMetadata(meta); err != nil {
+		return nil, err
+	}
 	u, err := scanUser(s.db.Auth.QueryRow(ctx, `insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
 		values ($1, $2, case when $3 then now() end, $4, $5) returning `+userColumns, email, hash, confirm, app, meta))
 	if err != nil {
@@ -136,6 +139,9 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 			if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
 				return authErr(voxanne.EINVALID, "email_exists", "A user with this email address has already been registered")
 			}
+			return err
+		}
+		if err := checkUserMetadata(u.UserMetadata); err != nil {
 			return err
 		}
 		if hash != "" || email != "" {

@@ -18,13 +18,63 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/voxanne/voxanne"
 )
+
+// Each argon2id computation allocates Params.Memory (19 MiB by default) and
+// keeps a core busy; a burst of sign-ins or password changes must not turn into
+// gigabytes of memory. So at most one hash per core runs at once; the rest wait
+// up to MaxWait for a slot and then fail with ErrBusy.
+var (
+	slots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	// MaxWait is how long a hash waits for a slot before ErrBusy.
+	MaxWait = 2 * time.Second
+)
+
+// ErrBusy is returned when every hashing slot stayed taken for MaxWait: the
+// caller should answer 429 and let the client retry shortly.
+var ErrBusy error = voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit",
+	"too many password checks at once; retry in a moment")
+
+// Slots returns how many hashes may run at once.
+func Slots() int { return cap(slots) }
+
+// running and peak count the hashes in progress, for tests.
+var running, peak atomic.Int32
+
+// acquire takes a hashing slot, waiting at most MaxWait.
+func acquire() error {
+	select {
+	case slots <- struct{}{}:
+	default:
+		t := time.NewTimer(MaxWait)
+		defer t.Stop()
+		select {
+		case slots <- struct{}{}:
+		case <-t.C:
+			return ErrBusy
+		}
+	}
+	n := running.Add(1)
+	for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	}
+	return nil
+}
+
+func release() {
+	running.Add(-1)
+	<-slots
+}
 
 // Params are the argon2id cost parameters. They are written into every hash so
 // that Verify can check old hashes after DefaultParams has been raised.
@@ -110,6 +160,15 @@ func HashWith(password string, p Params) (string, error) {
 	if err := p.validate(); err != nil {
 		return "", err
 	}
+	if err := acquire(); err != nil {
+		return "", err
+	}
+	defer release()
+	return hashUnbounded(password, p)
+}
+
+// hashUnbounded computes a hash without taking a slot.
+func hashUnbounded(password string, p Params) (string, error) {
 	salt := make([]byte, p.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: reading salt: %w", err)
@@ -141,6 +200,10 @@ func Verify(password, encoded string) (ok, needsRehash bool, err error) {
 		if err != nil {
 			return false, false, err
 		}
+		if err := acquire(); err != nil {
+			return false, false, err
+		}
+		defer release()
 		got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Parallelism, p.KeyLen)
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			return false, false, nil
@@ -150,6 +213,10 @@ func Verify(password, encoded string) (ok, needsRehash bool, err error) {
 		if _, err := checkBcrypt(encoded); err != nil {
 			return false, false, err
 		}
+		if err := acquire(); err != nil {
+			return false, false, err
+		}
+		defer release()
 		err := bcrypt.CompareHashAndPassword([]byte(encoded), []byte(password))
 		switch {
 		case err == nil:
@@ -173,8 +240,10 @@ var (
 // discards the result. Call it when the account does not exist so that an
 // attacker cannot tell "no such email" from "wrong password" by timing. The
 // dummy hash is made on first use rather than at start-up so that programs
-// which never sign anyone in do not pay for it.
-func VerifyDummy(password string) {
+// which never sign anyone in do not pay for it. Its error is ErrBusy when no
+// hashing slot came free: the caller answers exactly as a real verification
+// would have, so a busy server tells nothing about which accounts exist.
+func VerifyDummy(password string) error {
 	dummyOnce.Do(func() {
 		// A random secret means no password can match the dummy, so a bug
 		// that used the result could not let anyone in.
@@ -182,9 +251,15 @@ func VerifyDummy(password string) {
 		// Hash fails only when DefaultParams are out of bounds, which also
 		// breaks every sign-up and so cannot go unnoticed; until it is fixed
 		// the dummy verification fails fast.
-		dummyHash, _ = Hash(rand.Text())
+		// It is made once, outside the slots, so that a busy first moment
+		// cannot leave the process without one.
+		dummyHash, _ = hashUnbounded(rand.Text(), DefaultParams)
 	})
-	_, _, _ = Verify(password, dummyHash)
+	_, _, err := Verify(password, dummyHash)
+	if errors.Is(err, ErrBusy) {
+		return err
+	}
+	return nil
 }
 
 // validate applies the bounds that decodeArgon2id applies to stored hashes.

@@ -92,6 +92,8 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "failed password sign-ins per email address and client IP", false)
 	rlEmailGlobal := rs.add("VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", "rate-limit-email-global", "100/5m", "failed password sign-ins per email address over all client IPs", false)
 	rlRecoverEmail := rs.add("VOXANNE_RATE_LIMIT_RECOVER_EMAIL", "rate-limit-recover-email", "5/1h", "per email address on /recover", false)
+	rlPassword := rs.add("VOXANNE_RATE_LIMIT_PASSWORD_CHANGE", "rate-limit-password-change", "10/1h", "password changes (PUT /auth/v1/user) per user", false)
+	rlSwitch := rs.add("VOXANNE_RATE_LIMIT_ORG_SWITCH", "rate-limit-org-switch", "60/5m", "org switches (POST /api/orgs/{id}/switch) per user", false)
 	workers := rs.add("VOXANNE_WORKERS", "workers", "20", "background jobs run at once", false)
 	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
 
@@ -211,6 +213,8 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		{"VOXANNE_RATE_LIMIT_EMAIL", rlEmail, &c.RateLimits.Email},
 		{"VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", rlEmailGlobal, &c.RateLimits.EmailGlobal},
 		{"VOXANNE_RATE_LIMIT_RECOVER_EMAIL", rlRecoverEmail, &c.RateLimits.RecoverEmail},
+		{"VOXANNE_RATE_LIMIT_PASSWORD_CHANGE", rlPassword, &c.RateLimits.PasswordChange},
+		{"VOXANNE_RATE_LIMIT_ORG_SWITCH", rlSwitch, &c.RateLimits.OrgSwitch},
 	} {
 		if *r.dst, err = voxhttp.ParseRate(*r.raw); err != nil {
 			return nil, bad(r.env, err.Error())
