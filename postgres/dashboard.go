@@ -2,32 +2,67 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/voxanne/voxanne"
 )
 
 // DashboardListenerApplicationName names the dashboard event listener's
 // connection in pg_stat_activity.
 const DashboardListenerApplicationName = "voxanne_dashboard_listener"
 
-// dashboardChannel is where the triggers of calls and messages announce
-// changes (migration 0010).
+// dashboardChannel carries the ids of orgs whose calls or messages changed.
 const dashboardChannel = "voxanne_events"
 
-// EventListener follows the new and changed calls and messages of every org
-// (ids only) for the dashboard's live updates: one connection per instance.
+// EventProcessor turns a stored webhook event into calls, messages and
+// contacts (the IngestStore does).
+type EventProcessor interface {
+	ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error
+}
+
+// DashboardNotifier wraps the webhook event processor: after each processed
+// event it announces with NOTIFY that the event's org has new or changed calls
+// or messages. The announcement carries the org id only, never data; every
+// instance hears it, and each open dashboard stream of that org re-reads
+// through the tenant path what changed.
+type DashboardNotifier struct {
+	DB   *DB
+	Next EventProcessor
+}
+
+// ProcessEvent processes the event, then announces its org.
+func (n *DashboardNotifier) ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error {
+	err := n.Next.ProcessEvent(ctx, job)
+	if err == nil && job.OrgID != "" {
+		// A lost announcement only delays a live page until the next one.
+		_ = n.DB.NotifyDashboard(ctx, job.OrgID)
+	}
+	return err
+}
+
+// NotifyDashboard announces that org's calls or messages changed.
+func (db *DB) NotifyDashboard(ctx context.Context, orgID string) error {
+	_, err := db.Auth.Exec(ctx, "select pg_notify($1, $2)", dashboardChannel, orgID)
+	return err
+}
+
+// EventListener follows the announcements of changed orgs for the dashboard's
+// live updates: one LISTEN connection per instance.
 type EventListener struct {
 	DB *DB
-	// Publish receives each change; it must not block.
-	Publish func(orgID, kind, id string)
+	// Publish receives the id of each org whose data changed; it must not
+	// block.
+	Publish func(orgID string)
 	Logger  *slog.Logger
 }
 
-// Run listens until ctx ends, reconnecting with backoff. Changes made while
-// the connection is down are not replayed: pages opened later read the rows.
+// Run listens until ctx ends, reconnecting with backoff. Changes announced
+// while the connection is down are not replayed: the next change, or a page
+// load, shows them.
 func (l *EventListener) Run(ctx context.Context) {
 	cfg := l.DB.ownerCfg.Copy().ConnConfig
 	cfg.User = AuthRole
@@ -65,14 +100,8 @@ func (l *EventListener) session(ctx context.Context, cfg *pgx.ConnConfig) error 
 		if err != nil {
 			return err
 		}
-		var ev struct {
-			OrgID string `json:"org_id"`
-			Kind  string `json:"kind"`
-			ID    string `json:"id"`
+		if u, err := uuid.Parse(n.Payload); err == nil {
+			l.Publish(u.String())
 		}
-		if json.Unmarshal([]byte(n.Payload), &ev) != nil || ev.OrgID == "" || ev.ID == "" {
-			continue
-		}
-		l.Publish(ev.OrgID, ev.Kind, ev.ID)
 	}
 }

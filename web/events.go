@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,42 +12,37 @@ import (
 	"github.com/voxanne/voxanne"
 )
 
-// Event is a change the dashboard's live pages hear of: a call or a message
-// of an org was created or updated. It carries ids only.
-type Event struct {
-	Kind string // "call" or "message"
-	ID   string
-}
-
-// Hub fans the instance's one stream of changes out to the open dashboard
-// streams of each org. Publish never blocks: a stream too slow to keep up
-// misses events (the next one, or a reload, shows the rows anyway).
+// Hub fans the instance's announcements of changed orgs out to the open
+// dashboard streams of each org. An announcement names the org only; each
+// stream re-reads what changed through the tenant path, so that it can never
+// carry another org's data. Publish never blocks: announcements that arrive
+// while a stream is busy coalesce into one.
 type Hub struct {
 	mu   sync.Mutex
-	subs map[string]map[chan Event]struct{}
+	subs map[string]map[chan struct{}]struct{}
 }
 
 // NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[chan Event]struct{}{}} }
+func NewHub() *Hub { return &Hub{subs: map[string]map[chan struct{}]struct{}{}} }
 
-// Publish passes a change of org to that org's streams, and to no other.
-func (hb *Hub) Publish(orgID, kind, id string) {
+// Publish tells org's streams, and no other, that its data changed.
+func (hb *Hub) Publish(orgID string) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
 	for ch := range hb.subs[orgID] {
 		select {
-		case ch <- Event{Kind: kind, ID: id}:
+		case ch <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// subscribe returns a channel of org's changes and the func that ends it.
-func (hb *Hub) subscribe(orgID string) (<-chan Event, func()) {
-	ch := make(chan Event, 64)
+// subscribe returns a channel of org's announcements and the func that ends it.
+func (hb *Hub) subscribe(orgID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
 	hb.mu.Lock()
 	if hb.subs[orgID] == nil {
-		hb.subs[orgID] = map[chan Event]struct{}{}
+		hb.subs[orgID] = map[chan struct{}]struct{}{}
 	}
 	hb.subs[orgID][ch] = struct{}{}
 	hb.mu.Unlock()
@@ -60,7 +56,7 @@ func (hb *Hub) subscribe(orgID string) (<-chan Event, func()) {
 	}
 }
 
-// Subscribers returns the number of open streams of org (for tests).
+// Subscribers returns the number of open streams of org.
 func (hb *Hub) Subscribers(orgID string) int {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
@@ -71,10 +67,50 @@ func (hb *Hub) Subscribers(orgID string) int {
 // valid; a revoked session's stream ends within it.
 const streamCheck = 5 * time.Second
 
+// liveWindow is how many of the newest calls and messages a stream re-reads
+// on each announcement.
+const liveWindow = 20
+
+// changes remembers what a stream has reported, to report each new or
+// updated row once.
+type changes struct {
+	seen     map[string]time.Time
+	baseline time.Time
+}
+
+// scan re-reads the newest calls and messages through the tenant path and
+// returns the events of those new or updated since the last scan.
+func (h *Handler) scan(ctx context.Context, p *voxanne.Principal, c *changes) ([][2]string, error) {
+	calls, _, err := h.cfg.Voice.ListCalls(ctx, p, voxanne.CallFilter{}, voxanne.Page{Limit: liveWindow})
+	if err != nil {
+		return nil, err
+	}
+	msgs, _, err := h.cfg.Voice.ListMessages(ctx, p, "", voxanne.Page{Limit: liveWindow})
+	if err != nil {
+		return nil, err
+	}
+	var out [][2]string
+	note := func(kind, id string, updated time.Time) {
+		prev, ok := c.seen[id]
+		if (ok && updated.After(prev)) || (!ok && updated.After(c.baseline)) {
+			out = append(out, [2]string{kind, id})
+		}
+		c.seen[id] = updated
+	}
+	for _, cl := range calls {
+		note("call", cl.ID, cl.UpdatedAt)
+	}
+	for _, m := range msgs {
+		note("message", m.ID, m.UpdatedAt)
+	}
+	return out, nil
+}
+
 // events streams the signed-in org's new and updated calls and messages as
-// Server-Sent Events (ids only). The stream ends when the session is revoked,
-// the user loses the org, or the access token expires (the browser then
-// reconnects, which refreshes the session).
+// Server-Sent Events (event: call or message, data: {"id": ...}). The stream
+// ends when the session is revoked (event: end), the user loses the org, or
+// the access token expires (the browser then reconnects, which refreshes the
+// session).
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if h.cfg.Events == nil {
@@ -94,10 +130,16 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no access to this organization", http.StatusForbidden)
 		return
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
 	ch, stop := h.cfg.Events.subscribe(q.p.OrgID)
 	defer stop()
+	// What exists now is the page's; only later changes are events.
+	c := &changes{seen: map[string]time.Time{}, baseline: time.Now().Add(-2 * time.Second)}
+	if _, err := h.scan(r.Context(), q.p, c); err != nil {
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
@@ -112,18 +154,27 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case ev := <-ch:
-			data, _ := json.Marshal(map[string]string{"id": ev.ID})
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Kind, data)
+		case <-ch:
+			evs, err := h.scan(r.Context(), q.p, c)
+			if err != nil {
+				if voxanne.ErrorCode(err) == voxanne.EINTERNAL {
+					h.cfg.Logger.Error("dashboard events", "error", err)
+				}
+				return
+			}
+			for _, ev := range evs {
+				data, _ := json.Marshal(map[string]string{"id": ev[1]})
+				fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev[0], data)
+			}
 		case <-tick.C:
 			p, err := h.cfg.Authenticator.Authenticate(r.Context(), q.s.Access)
-			if time.Now().After(expires) || (err == nil && p.OrgID != q.p.OrgID) {
-				return // the browser reconnects with a refreshed session
-			}
-			if voxanne.ErrorCode(err) == voxanne.EUNAUTHORIZED {
+			if voxanne.ErrorCode(err) == voxanne.EUNAUTHORIZED && time.Now().Before(expires) {
 				fmt.Fprint(w, "event: end\ndata: {}\n\n")
 				_ = rc.Flush()
 				return
+			}
+			if err != nil || p.OrgID != q.p.OrgID || time.Now().After(expires) {
+				return // the browser reconnects with a refreshed session
 			}
 			fmt.Fprint(w, ": ping\n\n")
 		}

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/internal/testdb"
 	"github.com/voxanne/voxanne/internal/testenv"
+	"github.com/voxanne/voxanne/postgres"
 	"github.com/voxanne/voxanne/web/webtest"
 )
 
@@ -632,13 +634,33 @@ func TestEventsStreamIsOrgIsolatedAndEndsWithTheSession(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Rows written as the webhook jobs write them, and announced as the
+	// jobs announce them.
 	callA := webtest.InsertRow(t, w.e, "calls", w.owner.OrgID(), map[string]any{"summary": "fresh"})
+	if err := w.e.DB.NotifyDashboard(context.Background(), w.owner.OrgID()); err != nil {
+		t.Fatal(err)
+	}
 	if name, data := a.next(3 * time.Second); name != "call" || data != `{"id":"`+callA+`"}` {
 		t.Errorf("org A's stream: %q %q", name, data)
 	}
 	msgB := webtest.InsertRow(t, w.e, "messages", w.ownerB.OrgID(), map[string]any{"body": "hi"})
+	if err := w.e.DB.NotifyDashboard(context.Background(), w.ownerB.OrgID()); err != nil {
+		t.Fatal(err)
+	}
 	if name, data := b.next(3 * time.Second); name != "message" || data != `{"id":"`+msgB+`"}` {
 		t.Errorf("org B's stream: %q %q (it must never carry org A's %s)", name, data, callA)
+	}
+	// The job wrapper announces what the webhook processor wrote.
+	var written string
+	n := &postgres.DashboardNotifier{DB: w.e.DB, Next: processorFunc(func(ctx context.Context, job voxanne.ProcessEventArgs) error {
+		written = webtest.InsertRow(t, w.e, "messages", job.OrgID, map[string]any{"body": "via job"})
+		return nil
+	})}
+	if err := n.ProcessEvent(context.Background(), voxanne.ProcessEventArgs{EventID: 1, OrgID: w.owner.OrgID()}); err != nil {
+		t.Fatal(err)
+	}
+	if name, data := a.next(3 * time.Second); name != "message" || data != `{"id":"`+written+`"}` {
+		t.Errorf("org A's stream after a processed event: %q %q", name, data)
 	}
 	// A session revoked elsewhere ends its stream.
 	if r := w.e.Do("POST", "/auth/v1/logout?scope=global", nil, testenv.Bearer(w.owner.AccessToken)...); r.Status != 204 {
@@ -653,4 +675,11 @@ func TestEventsStreamIsOrgIsolatedAndEndsWithTheSession(t *testing.T) {
 			t.Fatal("the revoked session's stream did not end")
 		}
 	}
+}
+
+// processorFunc is an event processor made of a func.
+type processorFunc func(ctx context.Context, job voxanne.ProcessEventArgs) error
+
+func (f processorFunc) ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error {
+	return f(ctx, job)
 }

@@ -80,7 +80,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Go(func() { pruneRevocations(bg, db.DB, log) })
 
 	ingest := postgres.NewIngestStore(db.DB, nil)
-	runner, err := jobs.New(db.Owner, ingest, jobs.Config{Workers: cfg.Workers, Logger: log})
+	// Processed events announce their org to the dashboard's live pages.
+	runner, err := jobs.New(db.Owner, &postgres.DashboardNotifier{DB: db.DB, Next: ingest}, jobs.Config{Workers: cfg.Workers, Logger: log})
 	if err != nil {
 		return err
 	}

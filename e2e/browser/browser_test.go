@@ -693,10 +693,16 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		// The call is written as the webhook job writes it.
+		// The call is written, and announced, as the webhook job does it.
 		start := time.Now()
 		id := webtest.InsertRow(t, s.env, "calls", s.owner.OrgID(), map[string]any{"from_number": "+14155557777",
 			"summary": "Live call just in", "status": "in-progress", "started_at": time.Now()})
+		if err := s.env.DB.NotifyDashboard(context.Background(), s.owner.OrgID()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.env.DB.NotifyDashboard(context.Background(), s.ownerB.OrgID()); err != nil {
+			t.Fatal(err)
+		}
 		for !strings.Contains(a.html(), id) {
 			if time.Since(start) > 5*time.Second {
 				t.Fatal("the new call did not appear on the open calls page")

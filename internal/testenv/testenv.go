@@ -222,7 +222,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 		opts.TwilioToken = TwilioToken
 	}
 	e.Ingest = postgres.NewIngestStore(db, nil)
-	runner, err := jobs.New(db.Owner, e.Ingest, jobs.Config{Workers: 4, Logger: logger, InsertOnly: opts.NoJobWorkers})
+	runner, err := jobs.New(db.Owner, &postgres.DashboardNotifier{DB: db, Next: e.Ingest}, jobs.Config{Workers: 4, Logger: logger, InsertOnly: opts.NoJobWorkers})
 	if err != nil {
 		t.Fatalf("testenv: jobs: %v", err)
 	}
