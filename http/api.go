@@ -57,14 +57,26 @@ func (s *Server) registerAPIMetrics() {
 }
 
 // api wraps an /api handler: it authenticates the bearer token, requires a user
-// token with an active org, and notes requests that try to name another org.
+// token with an active org (403 no_active_org), and notes requests that try to
+// name another org.
 func (s *Server) api(h func(http.ResponseWriter, *http.Request, *voxanne.Principal) error) func(http.ResponseWriter, *http.Request) error {
+	return s.apiFor(false, h)
+}
+
+// apiAnyOrg is api for the routes a user without an active org needs to get
+// one: /api/me, creating an org, accepting an invitation and switching.
+func (s *Server) apiAnyOrg(h func(http.ResponseWriter, *http.Request, *voxanne.Principal) error) func(http.ResponseWriter, *http.Request) error {
+	return s.apiFor(true, h)
+}
+
+func (s *Server) apiFor(anyOrg bool, h func(http.ResponseWriter, *http.Request, *voxanne.Principal) error) func(http.ResponseWriter, *http.Request) error {
 	return s.withToken(func(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
 		if p.Role != "authenticated" {
 			return voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "bad_jwt", "a user access token is required")
 		}
-		if p.OrgID == "" {
-			return voxanne.Errorf(voxanne.EFORBIDDEN, "the token names no organization")
+		if p.OrgID == "" && !anyOrg {
+			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, "no_active_org",
+				"the session has no active organization: create one, accept an invitation or switch to one")
 		}
 		s.noteOrgSpoof(r, p)
 		return h(w, r, p)
@@ -107,17 +119,37 @@ func (s *Server) withToken(h func(http.ResponseWriter, *http.Request, *voxanne.P
 }
 
 // noteOrgSpoof counts and logs a request that names an org other than its
-// token's in the x-org-id header or the org_id query parameter. The request goes
-// on for the token's org: nothing but the token chooses it.
+// token's in the x-org-id header or the org_id query parameter, unless it is
+// another org the caller belongs to (a client that switched orgs is not an
+// attacker). The request goes on for the token's org: nothing but the token
+// chooses it.
 func (s *Server) noteOrgSpoof(r *http.Request, p *voxanne.Principal) {
-	if v := r.Header.Get("X-Org-Id"); v != "" && v != p.OrgID {
+	if v := r.Header.Get("X-Org-Id"); v != "" && v != p.OrgID && !s.isMember(r, p, v) {
 		s.crossTenant(r, p, "header", v)
 	}
 	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("org_id"); v != "" && v != p.OrgID {
+		if v := r.URL.Query().Get("org_id"); v != "" && v != p.OrgID && !s.isMember(r, p, v) {
 			s.crossTenant(r, p, "query", v)
 		}
 	}
+}
+
+// isMember reports whether the caller belongs to org. It reads the database,
+// but only for requests that name an org other than their token's.
+func (s *Server) isMember(r *http.Request, p *voxanne.Principal, org string) bool {
+	if s.Orgs == nil {
+		return false
+	}
+	me, err := s.Orgs.Me(r.Context(), p)
+	if err != nil {
+		return false
+	}
+	for _, o := range me.Orgs {
+		if o.ID == org {
+			return true
+		}
+	}
+	return false
 }
 
 // crossTenant records an attempt to reach another org's data.

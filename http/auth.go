@@ -397,7 +397,6 @@ func (s *Server) handleVerifyLink(w http.ResponseWriter, r *http.Request) error 
 		frag.Set("token_type", "bearer")
 		frag.Set("type", q.Get("type"))
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target+"#"+frag.Encode(), http.StatusSeeOther)
 	return nil
 }
@@ -550,7 +549,9 @@ func (s *Server) handleAdminDeleteUser(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	if err := s.Auth.DeleteUser(r.Context(), id); err != nil {
+	// GoTrue has no such parameter: orphaned_orgs=delete|transfer says what
+	// becomes of orgs the user is the last owner of (without it: 409 naming them).
+	if err := s.Auth.DeleteUser(r.Context(), id, r.URL.Query().Get("orphaned_orgs")); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{})

@@ -52,7 +52,6 @@ func (s *Server) handleEndpoints(w http.ResponseWriter, r *http.Request, p *voxa
 	for i, e := range list {
 		out[i] = s.endpointView(e)
 	}
-	noStore(w)
 	return writeList(w, out, "")
 }
 
@@ -71,7 +70,6 @@ func (s *Server) handleCreateEndpoint(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	noStore(w)
 	return writeJSON(w, http.StatusCreated, s.endpointView(*e))
 }
 
@@ -90,7 +88,6 @@ func (s *Server) handleRotateEndpoint(w http.ResponseWriter, r *http.Request, p 
 	if err != nil {
 		return err
 	}
-	noStore(w)
 	return writeJSON(w, http.StatusOK, s.endpointView(*e))
 }
 
@@ -111,7 +108,6 @@ func (s *Server) handleAssignments(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	noStore(w)
 	return writeList(w, list, "")
 }
 
@@ -139,6 +135,3 @@ func (s *Server) handleUnassign(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// noStore keeps responses with secrets or tenant data out of every cache.
-func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/google/uuid"
+
 	"github.com/voxanne/voxanne"
 )
 
@@ -62,6 +64,7 @@ func (s *Server) registerOrgs() {
 	s.route("POST /api/orgs/{orgId}/switch", s.apiAnyOrg(s.handleSwitchOrg))
 	s.route("GET /api/org", s.api(s.handleGetOrg))
 	s.route("PATCH /api/org", s.api(s.handleRenameOrg))
+	s.route("DELETE /api/org", s.api(s.handleDeleteOrg))
 	s.route("GET /api/org/members", s.api(s.handleMembers))
 	s.route("PATCH /api/org/members/{userId}", s.api(s.handleChangeRole))
 	s.route("DELETE /api/org/members/{userId}", s.api(s.handleRemoveMember))
@@ -159,6 +162,28 @@ func (s *Server) handleRenameOrg(w http.ResponseWriter, r *http.Request, p *voxa
 	return writeJSON(w, http.StatusOK, o)
 }
 
+// handleDeleteOrg deletes the caller's org and all its data (owner), given
+// ?confirm=<the org's id>.
+func (s *Server) handleDeleteOrg(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
+	confirm := r.URL.Query().Get("confirm")
+	if confirm != "" {
+		id, err := uuid.Parse(confirm)
+		if err != nil || len(confirm) != 36 {
+			return voxanne.Errorf(voxanne.EINVALID, "confirm must be the organization's id")
+		}
+		confirm = id.String()
+	}
+	err := s.Orgs.DeleteOrg(r.Context(), p, confirm, s.clientIP(r))
+	if voxanne.ErrorCode(err) == voxanne.EFORBIDDEN && confirm != "" && voxanne.AtLeast(p.OrgRole, voxanne.RoleOwner) {
+		s.otherOrg(r, p, confirm)
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (s *Server) handleMembers(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
 	m, err := s.Orgs.Members(r.Context(), p)
 	if err != nil {
@@ -215,7 +240,6 @@ func (s *Server) handleInvite(w http.ResponseWriter, r *http.Request, p *voxanne
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusCreated, inv)
 }
 

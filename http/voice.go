@@ -144,8 +144,6 @@ func (s *Server) handleGetCall(w http.ResponseWriter, r *http.Request, p *voxann
 	if err != nil {
 		return err
 	}
-	// Transcripts are personal data: no shared cache may keep them.
-	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, c)
 }
 

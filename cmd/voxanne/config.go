@@ -175,6 +175,16 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	if c.KeyEncryptionKey != "" && len(c.KeyEncryptionKey) < 16 {
 		return nil, bad("VOXANNE_KEY_ENCRYPTION_KEY", "shorter than 16 characters")
 	}
+	// A short webhook secret can be guessed: anyone who does can write into
+	// every org the shared endpoints route to.
+	for _, w := range []struct{ env, val string }{
+		{"VOXANNE_VAPI_SECRET", c.VapiSecret}, {"VOXANNE_VAPI_SECRET_PREVIOUS", c.VapiSecretPrev},
+		{"VOXANNE_TWILIO_AUTH_TOKEN", c.TwilioToken}, {"VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", c.TwilioTokenPrev},
+	} {
+		if w.val != "" && len(w.val) < 16 {
+			return nil, bad(w.env, "shorter than 16 characters")
+		}
+	}
 	for _, o := range strings.Split(*cors, ",") {
 		o = strings.TrimRight(strings.TrimSpace(o), "/")
 		if o == "" {

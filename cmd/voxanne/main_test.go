@@ -27,19 +27,23 @@ func TestMain(m *testing.M) { os.Exit(testbin.Main(m, ".", &binary)) }
 
 func TestConfigRejectsBadValuesNamingTheSetting(t *testing.T) {
 	cases := map[string]string{
-		"VOXANNE_ADDR":               "nonsense",
-		"VOXANNE_PUBLIC_URL":         "ftp://x",
-		"VOXANNE_JWT_EXP":            "soon",
-		"VOXANNE_JWT_SECRET":         "short",
-		"VOXANNE_EXTERNAL_JWKS_URL":  "https://x.example/jwks",
-		"VOXANNE_CORS_ORIGINS":       "https://ok.example,not an origin",
-		"VOXANNE_SMTP_URL":           "mail.example.com",
-		"VOXANNE_MAILER_AUTOCONFIRM": "sometimes",
-		"VOXANNE_DISABLE_SIGNUP":     "maybe",
-		"VOXANNE_LOG_FORMAT":         "xml",
-		"DATABASE_URL":               "mysql://user:hunter2secret@host/db",
-		"VOXANNE_KEY_ENCRYPTION_KEY": "short",
-		"VOXANNE_TRUSTED_PROXIES":    "10.0.0.0/8, the-load-balancer",
+		"VOXANNE_ADDR":                       "nonsense",
+		"VOXANNE_PUBLIC_URL":                 "ftp://x",
+		"VOXANNE_JWT_EXP":                    "soon",
+		"VOXANNE_JWT_SECRET":                 "short",
+		"VOXANNE_EXTERNAL_JWKS_URL":          "https://x.example/jwks",
+		"VOXANNE_CORS_ORIGINS":               "https://ok.example,not an origin",
+		"VOXANNE_SMTP_URL":                   "mail.example.com",
+		"VOXANNE_MAILER_AUTOCONFIRM":         "sometimes",
+		"VOXANNE_DISABLE_SIGNUP":             "maybe",
+		"VOXANNE_LOG_FORMAT":                 "xml",
+		"DATABASE_URL":                       "mysql://user:hunter2secret@host/db",
+		"VOXANNE_KEY_ENCRYPTION_KEY":         "short",
+		"VOXANNE_TRUSTED_PROXIES":            "10.0.0.0/8, the-load-balancer",
+		"VOXANNE_VAPI_SECRET":                "short-secret",
+		"VOXANNE_VAPI_SECRET_PREVIOUS":       "short-secret",
+		"VOXANNE_TWILIO_AUTH_TOKEN":          "0123456789abcde",
+		"VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS": "0123456789abcde",
 	}
 	for env, val := range cases {
 		t.Run(env, func(t *testing.T) {
@@ -334,7 +338,7 @@ func demoStat(t *testing.T, url, tok, field string) int {
 func TestWebhookSend(t *testing.T) {
 	dataDir := testdb.ServerDir(t)
 	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json",
-		"VOXANNE_VAPI_SECRET=right-secret", "VOXANNE_TWILIO_AUTH_TOKEN=right-token"}
+		"VOXANNE_VAPI_SECRET=right-secret-0123456789", "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789"}
 	cmd, url, logs := startServe(t, env, 30*time.Second)
 	defer func() { stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs) }()
 	send := func(kind, file, secret string) (int, string) {
@@ -351,11 +355,11 @@ func TestWebhookSend(t *testing.T) {
 		code            int
 		out             string
 	}{
-		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=right-secret", 0, "200 OK"},
-		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=wrong-secret", 1, "401"},
-		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=right-token", 0, "<Response></Response>"},
-		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=wrong-token", 1, "401"},
-		{"fax", "x", "VOXANNE_VAPI_SECRET=right-secret", 2, "unknown webhook kind"},
+		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=right-secret-0123456789", 0, "200 OK"},
+		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=wrong-secret-0123456789", 1, "401"},
+		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789", 0, "<Response></Response>"},
+		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=wrong-token-0123456789", 1, "401"},
+		{"fax", "x", "VOXANNE_VAPI_SECRET=right-secret-0123456789", 2, "unknown webhook kind"},
 	}
 	for _, c := range cases {
 		code, out := send(c.kind, c.file, c.env)
