@@ -210,7 +210,6 @@ func (h *Handler) acceptPage(w http.ResponseWriter, r *http.Request, csrf string
 	}
 	if q, err := h.signedIn(w, r); err == nil {
 		d.SignedInAs = q.p.Email
-		csrf = q.csrf
 	}
 	return h.publicPage(w, http.StatusOK, "accept", "Join an organization", csrf, d)
 }

@@ -201,6 +201,7 @@ func Seed(t testing.TB, e *testenv.Env, org, tag string) Fixture {
 	f.MessageID = InsertRow(t, e, "messages", org, map[string]any{"contact_id": f.ContactID, "from_number": phone,
 		"to_number": "+14155550111", "body": tag + "-only text"})
 	f.PhoneID = InsertRow(t, e, "phone_numbers", org, map[string]any{"label": tag + "-only line"})
-	f.Secrets = []string{f.CallID, f.ContactID, f.PhoneID, tag + "-only", tag + " Caller", phone}
+	// Phone numbers without their "+", which html/template writes as &#43;.
+	f.Secrets = []string{f.CallID, f.ContactID, f.PhoneID, tag + "-only", tag + " Caller", strings.TrimPrefix(phone, "+")}
 	return f
 }
