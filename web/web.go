@@ -71,6 +71,8 @@ type Handler struct {
 
 	limitMu sync.Mutex
 	limits  map[string]*rate.Limiter
+
+	patterns []string
 }
 
 // New builds the dashboard handler.
@@ -192,54 +194,63 @@ func (s *statusWriter) code() int {
 }
 
 func (h *Handler) routes() {
-	m := h.mux
-	m.HandleFunc("GET /static/{file}", h.static)
-	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+	h.handle("GET /static/{file}", h.static)
+	h.handle("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
 	})
-	m.HandleFunc("GET /{$}", h.root)
-	m.HandleFunc("GET /login", h.public(h.loginPage))
-	m.HandleFunc("POST /login", h.public(h.loginPost))
-	m.HandleFunc("GET /signup", h.public(h.signupPage))
-	m.HandleFunc("POST /signup", h.public(h.signupPost))
-	m.HandleFunc("GET /forgot", h.public(h.forgotPage))
-	m.HandleFunc("POST /forgot", h.public(h.forgotPost))
-	m.HandleFunc("GET /reset", h.public(h.resetPage))
-	m.HandleFunc("POST /reset", h.public(h.resetPost))
-	m.HandleFunc("GET /invitations/accept", h.public(h.acceptPage))
-	m.HandleFunc("POST /invitations/accept", h.public(h.acceptPost))
-	m.HandleFunc("POST /logout", h.logout)
-	m.HandleFunc("GET /events", h.events)
+	h.handle("GET /{$}", h.root)
+	h.handle("GET /login", h.public(h.loginPage))
+	h.handle("POST /login", h.public(h.loginPost))
+	h.handle("GET /signup", h.public(h.signupPage))
+	h.handle("POST /signup", h.public(h.signupPost))
+	h.handle("GET /forgot", h.public(h.forgotPage))
+	h.handle("POST /forgot", h.public(h.forgotPost))
+	h.handle("GET /reset", h.public(h.resetPage))
+	h.handle("POST /reset", h.public(h.resetPost))
+	h.handle("GET /invitations/accept", h.public(h.acceptPage))
+	h.handle("POST /invitations/accept", h.public(h.acceptPost))
+	h.handle("POST /logout", h.logout)
+	h.handle("GET /events", h.events)
 
-	m.HandleFunc("GET /overview", h.app(h.overview))
-	m.HandleFunc("GET /calls", h.app(h.calls))
-	m.HandleFunc("GET /calls/{id}", h.app(h.call))
-	m.HandleFunc("GET /messages", h.app(h.messages))
-	m.HandleFunc("GET /contacts", h.app(h.contacts))
-	m.HandleFunc("GET /contacts/{id}", h.app(h.contact))
-	m.HandleFunc("POST /contacts/{id}", h.app(h.contactPost))
-	m.HandleFunc("GET /team", h.app(h.team))
-	m.HandleFunc("POST /team/invite", h.app(h.teamInvite))
-	m.HandleFunc("POST /team/members/{userId}/role", h.app(h.teamRole))
-	m.HandleFunc("POST /team/members/{userId}/remove", h.app(h.teamRemove))
-	m.HandleFunc("POST /team/invitations/{id}/revoke", h.app(h.teamRevoke))
-	m.HandleFunc("GET /settings", h.app(h.settings))
-	m.HandleFunc("POST /settings/org", h.app(h.settingsOrg))
-	m.HandleFunc("POST /settings/numbers", h.app(h.settingsAddNumber))
-	m.HandleFunc("POST /settings/numbers/{id}/delete", h.app(h.settingsDeleteNumber))
-	m.HandleFunc("GET /audit", h.app(h.audit))
-	m.HandleFunc("GET /audit/export", h.app(h.auditExport))
-	m.HandleFunc("GET /account", h.app(h.account))
-	m.HandleFunc("POST /account/password", h.app(h.accountPassword))
-	m.HandleFunc("POST /account/logout-everywhere", h.app(h.accountLogoutAll))
+	h.handle("GET /overview", h.app(h.overview))
+	h.handle("GET /calls", h.app(h.calls))
+	h.handle("GET /calls/{id}", h.app(h.call))
+	h.handle("GET /messages", h.app(h.messages))
+	h.handle("GET /contacts", h.app(h.contacts))
+	h.handle("GET /contacts/{id}", h.app(h.contact))
+	h.handle("POST /contacts/{id}", h.app(h.contactPost))
+	h.handle("GET /team", h.app(h.team))
+	h.handle("POST /team/invite", h.app(h.teamInvite))
+	h.handle("POST /team/members/{userId}/role", h.app(h.teamRole))
+	h.handle("POST /team/members/{userId}/remove", h.app(h.teamRemove))
+	h.handle("POST /team/invitations/{id}/revoke", h.app(h.teamRevoke))
+	h.handle("GET /settings", h.app(h.settings))
+	h.handle("POST /settings/org", h.app(h.settingsOrg))
+	h.handle("POST /settings/numbers", h.app(h.settingsAddNumber))
+	h.handle("POST /settings/numbers/{id}/delete", h.app(h.settingsDeleteNumber))
+	h.handle("GET /audit", h.app(h.audit))
+	h.handle("GET /audit/export", h.app(h.auditExport))
+	h.handle("GET /account", h.app(h.account))
+	h.handle("POST /account/password", h.app(h.accountPassword))
+	h.handle("POST /account/logout-everywhere", h.app(h.accountLogoutAll))
 	// Org switching and creation work from the org error page too, where the
 	// session's org is gone.
-	m.HandleFunc("POST /orgs/switch", h.anyOrg(h.switchOrg))
-	m.HandleFunc("POST /orgs", h.anyOrg(h.createOrg))
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	h.handle("POST /orgs/switch", h.anyOrg(h.switchOrg))
+	h.handle("POST /orgs", h.anyOrg(h.createOrg))
+	h.handle("/", func(w http.ResponseWriter, r *http.Request) {
 		h.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
 }
+
+// handle registers a route and remembers its pattern for Routes.
+func (h *Handler) handle(pattern string, fn http.HandlerFunc) {
+	h.patterns = append(h.patterns, pattern)
+	h.mux.HandleFunc(pattern, fn)
+}
+
+// Routes returns every route pattern of the dashboard, so that tests can walk
+// the whole table and none is left out.
+func (h *Handler) Routes() []string { return append([]string(nil), h.patterns...) }
 
 // clientIP returns the request's client address.
 func (h *Handler) clientIP(r *http.Request) string {
