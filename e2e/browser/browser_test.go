@@ -10,6 +10,7 @@ package browser_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -716,6 +718,48 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("AccessibilityAudit", func(t *testing.T) {
+		axe := axeScript(t)
+		b := s.tab(t)
+		audit := func(name string) {
+			t.Helper()
+			eval[chromedp.Void](b, axe)
+			out := eval[string](b, `axe.run(document, {resultTypes: ["violations"]}).then(r => JSON.stringify(
+				r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+					.map(v => v.impact + " " + v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + ")")))`)
+			var found []string
+			if err := json.Unmarshal([]byte(out), &found); err != nil {
+				t.Fatalf("%s: axe result %q: %v", name, out, err)
+			}
+			for _, f := range found {
+				t.Errorf("%s: %s", name, f)
+			}
+		}
+		for _, p := range []string{"/login", "/signup", "/forgot", "/reset", "/invitations/accept?token=x"} {
+			b.open(p)
+			audit(p)
+		}
+		b.login("owner@alpha.example")
+		for _, p := range appPages {
+			b.open(p.path)
+			audit(p.path)
+		}
+		for _, p := range []string{"/calls/" + s.a.CallID, "/contacts/" + s.a.ContactID, "/calls/00000000-0000-0000-0000-000000000000"} {
+			b.open(p)
+			audit(p)
+		}
+		// Dark mode has its own colours: audit their contrast too.
+		if _, err := chromedp.Call(b.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/overview", "/calls", "/calls/" + s.a.CallID, "/team"} {
+			b.open(p)
+			audit(p + " (dark)")
+		}
+		b.screenshot("team-dark", "desktop")
+	})
+
 	t.Run("Screenshots", func(t *testing.T) {
 		b := s.tab(t)
 		for _, p := range []string{"/login", "/signup", "/forgot"} {
@@ -735,6 +779,28 @@ func TestDashboardInBrowser(t *testing.T) {
 		b.screenshots("notfound")
 		t.Logf("screenshots in %s", screenshotDir(t))
 	})
+}
+
+// axeScript returns axe-core's browser script, installing the npm package in
+// e2e/browser/axe on first use.
+func axeScript(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join("axe", "node_modules", "axe-core", "axe.min.js")
+	if _, err := os.Stat(path); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			t.Fatal("npm is required for the accessibility audit (apt-get install nodejs npm)")
+		}
+		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		npm.Dir = "axe"
+		if out, err := npm.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // noCache turns the browser cache off, so that every page load is measured
