@@ -2,6 +2,7 @@ package voxanne
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -30,6 +31,21 @@ type Me struct {
 	Org  OrgRef   `json:"org"`
 	Role string   `json:"role"`
 	Orgs []OrgRef `json:"orgs"`
+}
+
+// MarshalJSON writes org and role as null when the caller has no active org
+// (they left or were removed from it, or it was deleted).
+func (m Me) MarshalJSON() ([]byte, error) {
+	type plain Me
+	out := struct {
+		plain
+		Org  *OrgRef `json:"org"`
+		Role *string `json:"role"`
+	}{plain: plain(m)}
+	if m.Org.ID != "" {
+		out.Org, out.Role = &m.Org, &m.Role
+	}
+	return json.Marshal(out)
 }
 
 // Member is a user's membership as the org sees it.
@@ -83,6 +99,7 @@ const (
 	AuditOrgSwitched    = "org_switched"
 	AuditOrgCreated     = "org_created"
 	AuditOrgRenamed     = "org_renamed"
+	AuditOrgDeleted     = "org_deleted"
 	AuditMemberInvited  = "member_invited"
 	AuditMemberJoined   = "member_joined"
 	AuditMemberRemoved  = "member_removed"
@@ -114,6 +131,17 @@ func CanManage(actor, from, to string) bool {
 	return true
 }
 
+// AuditVerification is the result of checking an org's audit chain.
+type AuditVerification struct {
+	Valid   bool  `json:"valid"`
+	Entries int64 `json:"entries"`
+	// FirstInvalidSeq is the seq of the first entry that fails (0 when the
+	// chain is valid, or when only the recorded head disagrees).
+	FirstInvalidSeq int64 `json:"first_invalid_seq,omitempty"`
+	// Reason says why the chain is invalid, in words safe to show.
+	Reason string `json:"reason,omitempty"`
+}
+
 // OrgService runs organizations for the /api routes. Every method acts in the
 // principal's org only.
 type OrgService interface {
@@ -132,6 +160,11 @@ type OrgService interface {
 	AuditLog(ctx context.Context, p *Principal, limit int, before int64, action string) ([]AuditEntry, error)
 	ExportAuditLog(ctx context.Context, p *Principal, emit func(AuditEntry) error) error
 	VerifyAuditLog(ctx context.Context, p *Principal) (bool, int64, error)
+	// VerifyAuditChain is VerifyAuditLog naming the first entry that fails.
+	VerifyAuditChain(ctx context.Context, p *Principal) (*AuditVerification, error)
 	Audit(ctx context.Context, ev AuditEvent) error
 	SwitchOrg(ctx context.Context, p *Principal, orgID string, ci ClientInfo) (*Session, error)
+	// DeleteOrg deletes the principal's org and all its data (owner); confirm
+	// must be the org's id.
+	DeleteOrg(ctx context.Context, p *Principal, confirm, ip string) error
 }

@@ -337,9 +337,9 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, p *vo
 }
 
 func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
-	valid, n, err := s.Orgs.VerifyAuditLog(r.Context(), p)
+	v, err := s.Orgs.VerifyAuditChain(r.Context(), p)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"valid": valid, "entries": n})
+	return writeJSON(w, http.StatusOK, v)
 }

@@ -529,30 +529,64 @@ func (s *OrgStore) ExportAuditLog(ctx context.Context, p *voxanne.Principal, emi
 // entry must name its predecessor's hash, each hash must match the entry's
 // current content, and the last must be the org's recorded head.
 func (s *OrgStore) VerifyAuditLog(ctx context.Context, p *voxanne.Principal) (bool, int64, error) {
-	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
+	v, err := s.VerifyAuditChain(ctx, p)
+	if err != nil {
 		return false, 0, err
 	}
-	valid := true
-	var n int64
+	return v.Valid, v.Entries, nil
+}
+
+// VerifyAuditChain checks the chain as VerifyAuditLog does and names the first
+// entry that fails. A keyed entry's hash is an HMAC under the audit key (see
+// DB.SetAuditKey): it checks only with that key. Once an entry is keyed every
+// later one must be, and with a key configured the newest entry must be keyed,
+// so a chain rewritten without the key in plain SHA-256 fails too.
+func (s *OrgStore) VerifyAuditChain(ctx context.Context, p *voxanne.Principal) (*voxanne.AuditVerification, error) {
+	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
+		return nil, err
+	}
+	v := &voxanne.AuditVerification{Valid: true}
+	fail := func(seq int64, reason string) {
+		if v.Valid {
+			v.Valid, v.FirstInvalidSeq, v.Reason = false, seq, reason
+		}
+	}
+	key := s.db.auditKey()
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select a.seq, a.prev_hash, a.hash, sha256(a.prev_hash || audit_canonical(a)) = a.hash
-			from audit_log a where a.org_id = coalesce($1, a.org_id) order by a.seq`, s.db.org(p))
+		rows, err := tx.Query(ctx, `select a.seq, a.prev_hash, a.hash, a.keyed,
+				case when a.keyed then $2::bytea is not null and audit_hmac($2::bytea, a.prev_hash || audit_canonical(a)) = a.hash
+				else sha256(a.prev_hash || audit_canonical(a)) = a.hash end
+			from audit_log a where a.org_id = coalesce($1, a.org_id) order by a.seq`, s.db.org(p), key)
 		if err != nil {
 			return err
 		}
 		var seq int64
 		var prev, hash, last []byte
-		var matches bool
+		var keyed, matches, sawKeyed, lastKeyed bool
 		last = []byte{}
-		if _, err := pgx.ForEachRow(rows, []any{&seq, &prev, &hash, &matches}, func() error {
-			n++
-			if seq != n || !matches || string(prev) != string(last) {
-				valid = false
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &prev, &hash, &keyed, &matches}, func() error {
+			v.Entries++
+			switch {
+			case seq != v.Entries:
+				fail(v.Entries, "an entry is missing or out of order")
+			case string(prev) != string(last):
+				fail(seq, "the entry does not follow its predecessor")
+			case keyed && key == nil:
+				fail(seq, "the entry is keyed but no audit key is configured")
+			case !matches:
+				fail(seq, "the entry's content does not match its hash")
+			case sawKeyed && !keyed:
+				fail(seq, "an unkeyed entry follows a keyed one")
 			}
+			sawKeyed = sawKeyed || keyed
+			lastKeyed = keyed
 			last = append([]byte(nil), hash...)
 			return nil
 		}); err != nil {
 			return err
+		}
+		if key != nil && v.Entries > 0 && !lastKeyed {
+			fail(v.Entries, "the newest entry is not keyed although an audit key is configured")
 		}
 		var headSeq int64
 		var headHash []byte
@@ -562,13 +596,13 @@ func (s *OrgStore) VerifyAuditLog(ctx context.Context, p *voxanne.Principal) (bo
 		} else if err != nil {
 			return err
 		}
-		if headSeq != n || string(headHash) != string(last) {
-			valid = false
+		if headSeq != v.Entries || string(headHash) != string(last) {
+			fail(0, "the chain does not end at the recorded head: entries were added or removed")
 		}
 		return nil
 	})
 	if err != nil {
-		return false, 0, mapError("verify audit log", err)
+		return nil, mapError("verify audit log", err)
 	}
-	return valid, n, nil
+	return v, nil
 }

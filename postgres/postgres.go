@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,8 @@ type DB struct {
 	ownerCfg   *pgxpool.Config
 	opts       Options
 	sizedByURL bool
+	// auditKeyVal is the audit chain's key (SetAuditKey).
+	auditKeyVal atomic.Pointer[[]byte]
 }
 
 // Open connects to the database at url as its owner and opens the auth and tenant
@@ -73,7 +76,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		// Migrations, River's own connections and the revocation listener.
 		cfg.MaxConns = 10
 	}
-	cfg.AfterConnect = utcTimes
+	cfg.AfterConnect = db.afterConnect
 	if db.Owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open owner pool: %w", err)
 	}

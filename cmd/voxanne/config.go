@@ -26,6 +26,7 @@ type Config struct {
 	ExternalJWKSURL   string
 	ExternalIssuer    string
 	KeyEncryptionKey  string
+	AuditKey          string
 	VapiSecret        string
 	VapiSecretPrev    string
 	TwilioToken       string
@@ -74,6 +75,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	extJWKS := rs.add("VOXANNE_EXTERNAL_JWKS_URL", "external-jwks-url", "", "JWKS URL of an external Supabase project", false)
 	extIss := rs.add("VOXANNE_EXTERNAL_ISSUER", "external-issuer", "", "issuer of the external Supabase project", false)
 	kek := rs.add("VOXANNE_KEY_ENCRYPTION_KEY", "key-encryption-key", "", "encrypt signing keys at rest with this secret", true)
+	auditKey := rs.add("VOXANNE_AUDIT_KEY", "audit-key", "", "secret that keys the audit hash chain (default: derived from the key-encryption key)", true)
 	vapi := rs.add("VOXANNE_VAPI_SECRET", "vapi-secret", "", "Vapi server-URL secret", true)
 	vapiPrev := rs.add("VOXANNE_VAPI_SECRET_PREVIOUS", "vapi-secret-previous", "", "previous Vapi secret, accepted during rotation", true)
 	twilio := rs.add("VOXANNE_TWILIO_AUTH_TOKEN", "twilio-auth-token", "", "Twilio auth token", true)
@@ -127,7 +129,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 
 	c := &Config{
 		Addr: *addr, DataDir: *dataDir, DatabaseURL: *dbURL, JWTSecret: *jwtSecret,
-		ExternalJWKSURL: *extJWKS, ExternalIssuer: *extIss, KeyEncryptionKey: *kek,
+		ExternalJWKSURL: *extJWKS, ExternalIssuer: *extIss, KeyEncryptionKey: *kek, AuditKey: *auditKey,
 		VapiSecret: *vapi, VapiSecretPrev: *vapiPrev, TwilioToken: *twilio, TwilioTokenPrev: *twilioPrev,
 		RateLimitHeader: strings.TrimSpace(*rlHeader), SMTPURL: *smtp, SentryDSN: *sentry, Demo: *demo,
 	}
@@ -174,6 +176,9 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	if c.KeyEncryptionKey != "" && len(c.KeyEncryptionKey) < 16 {
 		return nil, bad("VOXANNE_KEY_ENCRYPTION_KEY", "shorter than 16 characters")
+	}
+	if c.AuditKey != "" && len(c.AuditKey) < 16 {
+		return nil, bad("VOXANNE_AUDIT_KEY", "shorter than 16 characters")
 	}
 	// A short webhook secret can be guessed: anyone who does can write into
 	// every org the shared endpoints route to.

@@ -62,6 +62,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer db.close(log)
+	// The audit chain is keyed with a secret that never enters the database.
+	if key := postgres.DeriveAuditKey(cfg.AuditKey, cfg.KeyEncryptionKey); key != nil {
+		db.SetAuditKey(key)
+		sealed, err := db.SealAuditChains(ctx)
+		if err != nil {
+			return err
+		}
+		if sealed > 0 {
+			log.Info("audit chains keyed", "orgs", sealed)
+		}
+	}
 
 	auth, err := newAuth(ctx, cfg, db.DB, log)
 	if err != nil {

@@ -34,10 +34,12 @@ type Options struct {
 	Autoconfirm   *bool
 	DisableSignup bool
 	// RateLimits nil turns every limit off.
-	RateLimits     *voxhttp.RateLimits
-	JWTExp         time.Duration
-	JWTSecret      string
-	KEK            string
+	RateLimits *voxhttp.RateLimits
+	JWTExp     time.Duration
+	JWTSecret  string
+	KEK        string
+	// AuditKey keys the audit chain, as VOXANNE_AUDIT_KEY does for serve.
+	AuditKey       string
 	CORSOrigins    []string
 	ClientIPHeader string
 	// TrustedProxies are the proxy hops trusted to name the client.
@@ -171,6 +173,9 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	ctx := context.Background()
 	if opts.JWTExp == 0 {
 		opts.JWTExp = time.Hour
+	}
+	if key := postgres.DeriveAuditKey(opts.AuditKey, ""); key != nil {
+		db.SetAuditKey(key)
 	}
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(&syncBuffer{b: logs}, nil))
