@@ -98,7 +98,10 @@ type AuthService interface {
 	ListUsers(ctx context.Context, page, perPage int) ([]*User, int, error)
 	CreateUser(ctx context.Context, in AdminUserInput) (*User, error)
 	UpdateUserByID(ctx context.Context, id string, in AdminUserInput) (*User, error)
-	DeleteUser(ctx context.Context, id string) error
+	// DeleteUser deletes a user. orphanedOrgs says what becomes of orgs the
+	// user is the last owner of: "" refuses (ECONFLICT naming them), "delete"
+	// deletes them, "transfer" hands them to another member.
+	DeleteUser(ctx context.Context, id, orphanedOrgs string) error
 }
 
 // Mail is one message to send.

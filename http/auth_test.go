@@ -1566,7 +1566,11 @@ func TestAdminUsers(t *testing.T) {
 		400, "invalid_credentials")
 	pat = signIn(t, e, "patricia@example.com", newPassword)
 
+	// The user owns the org sign-up made for them: deleting them says what
+	// becomes of it (see TestAdminDeleteLastOwner).
 	r = request(t, e, "DELETE", "/auth/v1/admin/users/"+id, nil, admin...)
+	wantStatus(t, r, 409, "delete the last owner of an org")
+	r = request(t, e, "DELETE", "/auth/v1/admin/users/"+id+"?orphaned_orgs=delete", nil, admin...)
 	wantStatus(t, r, 200, "delete user")
 	expectAuthError(t, e, "GET", "/auth/v1/admin/users/"+id, nil, 404, "user_not_found", admin...)
 	if code := getUser(t, e, pat.AccessToken).Status; code != 401 {

@@ -117,6 +117,11 @@ func routeCases() []routeCase {
 			cross: func(t *testing.T, w *world) req {
 				return req{"PATCH", "/api/org", map[string]any{"name": "Bravo Renamed"}}
 			}},
+		// Deleting an org needs ?confirm=<its id>: without it the owner passes
+		// the role check and gets 400 (TestDeleteOrg deletes one); B's owner
+		// naming A is refused.
+		{pattern: "DELETE /api/org", minRole: "owner", want: 400, build: fixed("DELETE", "/api/org", nil),
+			cross: func(t *testing.T, w *world) req { return req{"DELETE", "/api/org?confirm=" + w.orgA, nil} }},
 		{pattern: "GET /api/org/members", want: 200, build: fixed("GET", "/api/org/members", nil)},
 		{pattern: "PATCH /api/org/members/{userId}", name: "to admin", minRole: "admin", want: 200,
 			build: func(t *testing.T, w *world, _ *testenv.Session) req {

@@ -159,18 +159,3 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 	s.security(ctx, "admin_user_updated", slog.String("user_id", id))
 	return &u.User, nil
 }
-
-// DeleteUser deletes a user; their sessions, refresh tokens and memberships go
-// with them.
-func (s *AuthService) DeleteUser(ctx context.Context, id string) error {
-	tag, err := s.db.Auth.Exec(ctx, "delete from auth.users where id = $1", id)
-	if err != nil {
-		return mapError("delete user", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
-	}
-	s.announce([]voxanne.Revocation{{Kind: voxanne.RevokeUser, UserID: id}})
-	s.security(ctx, "admin_user_deleted", slog.String("user_id", id))
-	return nil
-}
