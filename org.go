@@ -131,6 +131,17 @@ func CanManage(actor, from, to string) bool {
 	return true
 }
 
+// AuditVerification is the result of checking an org's audit chain.
+type AuditVerification struct {
+	Valid   bool  `json:"valid"`
+	Entries int64 `json:"entries"`
+	// FirstInvalidSeq is the seq of the first entry that fails (0 when the
+	// chain is valid, or when only the recorded head disagrees).
+	FirstInvalidSeq int64 `json:"first_invalid_seq,omitempty"`
+	// Reason says why the chain is invalid, in words safe to show.
+	Reason string `json:"reason,omitempty"`
+}
+
 // OrgService runs organizations for the /api routes. Every method acts in the
 // principal's org only.
 type OrgService interface {
@@ -149,6 +160,8 @@ type OrgService interface {
 	AuditLog(ctx context.Context, p *Principal, limit int, before int64, action string) ([]AuditEntry, error)
 	ExportAuditLog(ctx context.Context, p *Principal, emit func(AuditEntry) error) error
 	VerifyAuditLog(ctx context.Context, p *Principal) (bool, int64, error)
+	// VerifyAuditChain is VerifyAuditLog naming the first entry that fails.
+	VerifyAuditChain(ctx context.Context, p *Principal) (*AuditVerification, error)
 	Audit(ctx context.Context, ev AuditEvent) error
 	SwitchOrg(ctx context.Context, p *Principal, orgID string, ci ClientInfo) (*Session, error)
 	// DeleteOrg deletes the principal's org and all its data (owner); confirm

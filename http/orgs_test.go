@@ -299,7 +299,15 @@ func orgVerify(t testing.TB, e *testenv.Env, tok string) (valid bool, entries in
 	r := orgRequest(t, e, tok, "GET", "/api/org/audit-log/verify", nil)
 	orgExpect(t, r, http.StatusOK, "verify")
 	m := r.JSON(t)
-	orgKeys(t, "verify", m, "valid", "entries")
+	keys := []string{"valid", "entries"}
+	if m["valid"] == false {
+		// An invalid chain names where and why.
+		keys = append(keys, "reason")
+		if _, ok := m["first_invalid_seq"]; ok {
+			keys = append(keys, "first_invalid_seq")
+		}
+	}
+	orgKeys(t, "verify", m, keys...)
 	v, ok := m["valid"].(bool)
 	if !ok {
 		t.Fatalf("verify: valid = %v, want a boolean", m["valid"])
