@@ -226,3 +226,45 @@ func TestAccountPasswordAndSignOutEverywhere(t *testing.T) {
 		t.Errorf("after signing out everywhere: %d", r.Status)
 	}
 }
+
+func TestWebhookEndpointsOnTheSettingsPage(t *testing.T) {
+	w := newWorld(t, testenv.Options{})
+	o := w.signedIn(t, "owner-a@example.com")
+	tok := o.Token("/settings")
+	r := o.Post("/settings/endpoints", url.Values{"csrf": {tok}, "provider": {"vapi"}})
+	m := regexp.MustCompile(`id="new-secret" readonly value="([^"]+)"`).FindStringSubmatch(r.Body)
+	if r.Status != 200 || m == nil {
+		t.Fatalf("create endpoint: %d, secret shown: %v", r.Status, m != nil)
+	}
+	secret := m[1]
+	page := o.Get("/settings")
+	if strings.Contains(page.Body, secret) {
+		t.Error("the secret is shown again")
+	}
+	ep := regexp.MustCompile(`/api/webhooks/vapi/([0-9a-f-]{36})`).FindStringSubmatch(page.Body)
+	if ep == nil {
+		t.Fatal("the endpoint's URL is not shown")
+	}
+	// The shown secret authenticates deliveries to the shown URL.
+	if r := w.e.Do("POST", "/api/webhooks/vapi/"+ep[1], map[string]any{"message": map[string]any{"type": "status-update", "call": map[string]any{"id": "c-ep-1"}}},
+		"X-Vapi-Secret", secret); r.Status != 200 {
+		t.Errorf("delivery with the shown secret: %d %s", r.Status, r.Body)
+	}
+	r = o.Post("/settings/endpoints/"+ep[1]+"/rotate", url.Values{"csrf": {tok}})
+	if m := regexp.MustCompile(`id="new-secret" readonly value="([^"]+)"`).FindStringSubmatch(r.Body); r.Status != 200 || m == nil || m[1] == secret {
+		t.Errorf("rotate: %d", r.Status)
+	}
+	if r := o.Post("/settings/endpoints", url.Values{"csrf": {tok}, "provider": {"twilio"}}); r.Status != http.StatusBadRequest {
+		t.Errorf("twilio endpoint without a token: %d", r.Status)
+	}
+	// A member sees none of it.
+	if p := w.signedIn(t, "member-a@example.com").Get("/settings"); strings.Contains(p.Body, ep[1]) || strings.Contains(p.Body, "Create a Vapi endpoint") {
+		t.Error("a member sees the org's endpoints")
+	}
+	if r := o.Post("/settings/endpoints/"+ep[1]+"/delete", url.Values{"csrf": {tok}}); r.Status != http.StatusSeeOther {
+		t.Errorf("delete: %d", r.Status)
+	}
+	if p := o.Get("/settings"); strings.Contains(p.Body, ep[1]) {
+		t.Error("deleted endpoint still shown")
+	}
+}

@@ -548,15 +548,26 @@ func (h *Handler) teamRevoke(q *req) error {
 // Settings.
 
 type settingsData struct {
-	Org      *voxanne.Org
-	Numbers  []voxanne.PhoneNumber
-	Webhooks []webhookURL
-	Notice   string
-	Error    string
+	Org       *voxanne.Org
+	Numbers   []voxanne.PhoneNumber
+	Webhooks  []webhookURL
+	Endpoints []endpointView
+	// HasEndpoints tells whether the org's own endpoints can be managed.
+	HasEndpoints bool
+	// NewSecret is a Vapi secret just made, shown once.
+	NewSecret string
+	Notice    string
+	Error     string
 }
 
 type webhookURL struct {
 	Provider, What, URL string
+}
+
+// endpointView is one of the org's own endpoints with the URLs to paste.
+type endpointView struct {
+	voxanne.WebhookEndpoint
+	URLs []webhookURL
 }
 
 func (h *Handler) settingsData(q *req) (*settingsData, error) {
@@ -569,11 +580,98 @@ func (h *Handler) settingsData(q *req) (*settingsData, error) {
 		return nil, err
 	}
 	base := strings.TrimSuffix(h.cfg.PublicURL, "/")
-	return &settingsData{Org: org, Numbers: nums, Webhooks: []webhookURL{
+	d := &settingsData{Org: org, Numbers: nums, Webhooks: []webhookURL{
 		{"Vapi", "Server URL (assistant or phone number settings)", base + "/api/webhooks/vapi"},
 		{"Twilio", "Messaging webhook (A message comes in, HTTP POST)", base + "/api/webhooks/twilio/sms"},
 		{"Twilio", "Status callback URL", base + "/api/webhooks/twilio/status"},
-	}}, nil
+	}}
+	if h.cfg.Endpoints != nil && voxanne.AtLeast(q.p.OrgRole, voxanne.RoleAdmin) {
+		list, err := h.cfg.Endpoints.Endpoints(q.r.Context(), q.p)
+		if err != nil {
+			return nil, err
+		}
+		d.HasEndpoints = true
+		for _, e := range list {
+			v := endpointView{WebhookEndpoint: e}
+			if e.Provider == "vapi" {
+				v.URLs = []webhookURL{{"Vapi", "Server URL", base + "/api/webhooks/vapi/" + e.ID}}
+			} else {
+				v.URLs = []webhookURL{{"Twilio", "Messaging webhook", base + "/api/webhooks/twilio/" + e.ID + "/sms"},
+					{"Twilio", "Status callback URL", base + "/api/webhooks/twilio/" + e.ID + "/status"}}
+			}
+			d.Endpoints = append(d.Endpoints, v)
+		}
+	}
+	return d, nil
+}
+
+// endpointsOn refuses the endpoint actions when the server has none.
+func (h *Handler) endpointsOn() error {
+	if h.cfg.Endpoints == nil {
+		return voxanne.Errorf(voxanne.ENOTFOUND, "webhook endpoints are not available")
+	}
+	return nil
+}
+
+func (h *Handler) settingsAddEndpoint(q *req) error {
+	if err := h.endpointsOn(); err != nil {
+		return err
+	}
+	e, err := h.cfg.Endpoints.CreateEndpoint(q.r.Context(), q.p, q.r.PostFormValue("provider"), q.r.PostFormValue("auth_token"), h.clientIP(q.r))
+	if err != nil {
+		if status, msg, ok := h.actionError(err); ok {
+			return h.settingsResult(q, status, msg)
+		}
+		return err
+	}
+	return h.settingsSecret(q, e, "The endpoint was created.")
+}
+
+func (h *Handler) settingsRotateEndpoint(q *req) error {
+	if err := h.endpointsOn(); err != nil {
+		return err
+	}
+	id, err := validID(q.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	e, err := h.cfg.Endpoints.RotateEndpoint(q.r.Context(), q.p, id, q.r.PostFormValue("auth_token"), h.clientIP(q.r))
+	if err != nil {
+		if status, msg, ok := h.actionError(err); ok {
+			return h.settingsResult(q, status, msg)
+		}
+		return err
+	}
+	return h.settingsSecret(q, e, "The secret was rotated; the previous one still works for 24 hours.")
+}
+
+// settingsSecret renders the settings page after an endpoint change, with a
+// new Vapi secret shown this once (the page is not cached).
+func (h *Handler) settingsSecret(q *req, e *voxanne.WebhookEndpoint, notice string) error {
+	d, err := h.settingsData(q)
+	if err != nil {
+		return err
+	}
+	d.Notice, d.NewSecret = notice, e.Secret
+	return q.page(h, http.StatusOK, "settings", "Settings", "settings", d)
+}
+
+func (h *Handler) settingsDeleteEndpoint(q *req) error {
+	if err := h.endpointsOn(); err != nil {
+		return err
+	}
+	id, err := validID(q.r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := h.cfg.Endpoints.DeleteEndpoint(q.r.Context(), q.p, id, h.clientIP(q.r)); err != nil {
+		if status, msg, ok := h.actionError(err); ok {
+			return h.settingsResult(q, status, msg)
+		}
+		return err
+	}
+	http.Redirect(q.w, q.r, "/settings?done=endpoint", http.StatusSeeOther)
+	return nil
 }
 
 func (h *Handler) settings(q *req) error {
@@ -588,6 +686,8 @@ func (h *Handler) settings(q *req) error {
 		d.Notice = "The phone number was added."
 	case "deleted":
 		d.Notice = "The phone number was deleted."
+	case "endpoint":
+		d.Notice = "The endpoint was deleted."
 	}
 	return q.page(h, http.StatusOK, "settings", "Settings", "settings", d)
 }

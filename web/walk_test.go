@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -31,46 +32,57 @@ type routeCase struct {
 func TestEveryDashboardRouteIsWalked(t *testing.T) {
 	w := newWorld(t, testenv.Options{})
 	invID, _ := w.e.Invite(w.owner, "pending@example.com", "member")
+	adminP, err := w.e.Auth.Authenticate(context.Background(), w.owner.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := w.e.Endpoints.CreateEndpoint(context.Background(), adminP, "vapi", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cases := map[string]routeCase{
-		"GET /static/{file}":                 {path: "/static/app.css", public: true},
-		"GET /favicon.ico":                   {path: "/favicon.ico", public: true},
-		"GET /{$}":                           {path: "/", public: true},
-		"GET /login":                         {path: "/login", public: true},
-		"POST /login":                        {path: "/login", public: true},
-		"GET /signup":                        {path: "/signup", public: true},
-		"POST /signup":                       {path: "/signup", public: true},
-		"GET /forgot":                        {path: "/forgot", public: true},
-		"POST /forgot":                       {path: "/forgot", public: true},
-		"GET /reset":                         {path: "/reset", public: true},
-		"POST /reset":                        {path: "/reset", public: true},
-		"GET /invitations/accept":            {path: "/invitations/accept?token=x", public: true},
-		"POST /invitations/accept":           {path: "/invitations/accept", public: true},
-		"POST /logout":                       {path: "/logout", public: true},
-		"GET /events":                        {path: "/events", public: true},
-		"/":                                  {path: "/calls/a/b", public: true},
-		"GET /overview":                      {path: "/overview", member: 200},
-		"GET /calls":                         {path: "/calls", member: 200},
-		"GET /calls/{id}":                    {path: "/calls/" + w.a.CallID, member: 200, otherOrg: 404},
-		"GET /messages":                      {path: "/messages?contact_id=" + w.a.ContactID, member: 200},
-		"GET /contacts":                      {path: "/contacts", member: 200},
-		"GET /contacts/{id}":                 {path: "/contacts/" + w.a.ContactID, member: 200, otherOrg: 404},
-		"POST /contacts/{id}":                {path: "/contacts/" + w.a.ContactID, form: url.Values{"name": {"Edited"}}, member: 303, otherOrg: 404},
-		"GET /team":                          {path: "/team", member: 200},
-		"POST /team/invite":                  {path: "/team/invite", form: url.Values{"email": {"x@example.com"}, "role": {"member"}}, member: 403},
-		"POST /team/members/{userId}/role":   {path: "/team/members/" + w.admin.User.ID + "/role", form: url.Values{"role": {"member"}}, member: 403, otherOrg: 404},
-		"POST /team/members/{userId}/remove": {path: "/team/members/" + w.admin.User.ID + "/remove", member: 403, otherOrg: 404},
-		"POST /team/invitations/{id}/revoke": {path: "/team/invitations/" + invID + "/revoke", member: 403, otherOrg: 404},
-		"GET /settings":                      {path: "/settings", member: 200},
-		"POST /settings/org":                 {path: "/settings/org", form: url.Values{"name": {"Renamed"}}, member: 403},
-		"POST /settings/numbers":             {path: "/settings/numbers", form: url.Values{"e164": {"+14155550188"}, "provider": {"vapi"}, "label": {"x"}}, member: 403},
-		"POST /settings/numbers/{id}/delete": {path: "/settings/numbers/" + w.a.PhoneID + "/delete", member: 403, otherOrg: 404},
-		"GET /audit":                         {path: "/audit", member: 403},
-		"GET /audit/export":                  {path: "/audit/export", member: 403},
-		"GET /account":                       {path: "/account", member: 200},
-		"POST /account/password":             {path: "/account/password"},
-		"POST /account/logout-everywhere":    {path: "/account/logout-everywhere"},
-		"POST /orgs/switch":                  {path: "/orgs/switch", form: url.Values{"org": {w.owner.OrgID()}}, otherOrg: 403},
-		"POST /orgs":                         {path: "/orgs", form: url.Values{"name": {"Another"}}},
+		"GET /static/{file}":                   {path: "/static/app.css", public: true},
+		"GET /favicon.ico":                     {path: "/favicon.ico", public: true},
+		"GET /{$}":                             {path: "/", public: true},
+		"GET /login":                           {path: "/login", public: true},
+		"POST /login":                          {path: "/login", public: true},
+		"GET /signup":                          {path: "/signup", public: true},
+		"POST /signup":                         {path: "/signup", public: true},
+		"GET /forgot":                          {path: "/forgot", public: true},
+		"POST /forgot":                         {path: "/forgot", public: true},
+		"GET /reset":                           {path: "/reset", public: true},
+		"POST /reset":                          {path: "/reset", public: true},
+		"GET /invitations/accept":              {path: "/invitations/accept?token=x", public: true},
+		"POST /invitations/accept":             {path: "/invitations/accept", public: true},
+		"POST /logout":                         {path: "/logout", public: true},
+		"GET /events":                          {path: "/events", public: true},
+		"/":                                    {path: "/calls/a/b", public: true},
+		"GET /overview":                        {path: "/overview", member: 200},
+		"GET /calls":                           {path: "/calls", member: 200},
+		"GET /calls/{id}":                      {path: "/calls/" + w.a.CallID, member: 200, otherOrg: 404},
+		"GET /messages":                        {path: "/messages?contact_id=" + w.a.ContactID, member: 200},
+		"GET /contacts":                        {path: "/contacts", member: 200},
+		"GET /contacts/{id}":                   {path: "/contacts/" + w.a.ContactID, member: 200, otherOrg: 404},
+		"POST /contacts/{id}":                  {path: "/contacts/" + w.a.ContactID, form: url.Values{"name": {"Edited"}}, member: 303, otherOrg: 404},
+		"GET /team":                            {path: "/team", member: 200},
+		"POST /team/invite":                    {path: "/team/invite", form: url.Values{"email": {"x@example.com"}, "role": {"member"}}, member: 403},
+		"POST /team/members/{userId}/role":     {path: "/team/members/" + w.admin.User.ID + "/role", form: url.Values{"role": {"member"}}, member: 403, otherOrg: 404},
+		"POST /team/members/{userId}/remove":   {path: "/team/members/" + w.admin.User.ID + "/remove", member: 403, otherOrg: 404},
+		"POST /team/invitations/{id}/revoke":   {path: "/team/invitations/" + invID + "/revoke", member: 403, otherOrg: 404},
+		"GET /settings":                        {path: "/settings", member: 200},
+		"POST /settings/org":                   {path: "/settings/org", form: url.Values{"name": {"Renamed"}}, member: 403},
+		"POST /settings/numbers":               {path: "/settings/numbers", form: url.Values{"e164": {"+14155550188"}, "provider": {"vapi"}, "label": {"x"}}, member: 403},
+		"POST /settings/numbers/{id}/delete":   {path: "/settings/numbers/" + w.a.PhoneID + "/delete", member: 403, otherOrg: 404},
+		"POST /settings/endpoints":             {path: "/settings/endpoints", form: url.Values{"provider": {"vapi"}}, member: 403},
+		"POST /settings/endpoints/{id}/rotate": {path: "/settings/endpoints/" + ep.ID + "/rotate", member: 403, otherOrg: 404},
+		"POST /settings/endpoints/{id}/delete": {path: "/settings/endpoints/" + ep.ID + "/delete", member: 403, otherOrg: 404},
+		"GET /audit":                           {path: "/audit", member: 403},
+		"GET /audit/export":                    {path: "/audit/export", member: 403},
+		"GET /account":                         {path: "/account", member: 200},
+		"POST /account/password":               {path: "/account/password"},
+		"POST /account/logout-everywhere":      {path: "/account/logout-everywhere"},
+		"POST /orgs/switch":                    {path: "/orgs/switch", form: url.Values{"org": {w.owner.OrgID()}}, otherOrg: 403},
+		"POST /orgs":                           {path: "/orgs", form: url.Values{"name": {"Another"}}},
 	}
 	routes := web.New(web.Config{}).Routes()
 	for _, r := range routes {

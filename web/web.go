@@ -59,6 +59,9 @@ type Config struct {
 	DisableSignup bool
 	// Events feeds GET /events (live updates); nil turns them off.
 	Events *Hub
+	// Endpoints manages the org's own webhook endpoints on the settings
+	// page; nil shows the shared endpoints only.
+	Endpoints voxanne.WebhookEndpointService
 }
 
 // Handler serves the dashboard.
@@ -228,6 +231,9 @@ func (h *Handler) routes() {
 	h.handle("POST /settings/org", h.app(h.settingsOrg))
 	h.handle("POST /settings/numbers", h.app(h.settingsAddNumber))
 	h.handle("POST /settings/numbers/{id}/delete", h.app(h.settingsDeleteNumber))
+	h.handle("POST /settings/endpoints", h.app(h.settingsAddEndpoint))
+	h.handle("POST /settings/endpoints/{id}/rotate", h.app(h.settingsRotateEndpoint))
+	h.handle("POST /settings/endpoints/{id}/delete", h.app(h.settingsDeleteEndpoint))
 	h.handle("GET /audit", h.app(h.audit))
 	h.handle("GET /audit/export", h.app(h.auditExport))
 	h.handle("GET /account", h.app(h.account))

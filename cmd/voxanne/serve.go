@@ -135,7 +135,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// live updates follow one LISTEN connection.
 	hub := web.NewHub()
 	wg.Go(func() { (&postgres.EventListener{DB: db.DB, Publish: hub.Publish, Logger: log}).Run(bg) })
-	dash := web.New(web.Config{Events: hub, Auth: auth.svc, Authenticator: auth.authn, Orgs: srv.Orgs, Voice: srv.Voice,
+	dash := web.New(web.Config{Events: hub, Endpoints: srv.Endpoints, Auth: auth.svc, Authenticator: auth.authn, Orgs: srv.Orgs, Voice: srv.Voice,
 		PublicURL: cfg.PublicURL, Keys: web.SigningKeys(auth.keys.Current, auth.keys.Lookup), Logger: log,
 		SignInRate: web.Rate(cfg.RateLimits.SignIn), DisableSignup: cfg.DisableSignup})
 	httpSrv := &http.Server{

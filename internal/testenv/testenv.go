@@ -272,7 +272,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 		(&postgres.EventListener{DB: db, Publish: e.Events.Publish, Logger: logger}).Run(eventsCtx)
 	}()
 	t.Cleanup(func() { stopEvents(); <-eventsDone })
-	dash := web.New(web.Config{Events: e.Events, Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
+	dash := web.New(web.Config{Events: e.Events, Endpoints: e.Endpoints, Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
 		Keys: web.SigningKeys(keys.Current, keys.Lookup), Logger: logger, DisableSignup: opts.DisableSignup})
 	ts.Config.Handler = web.Mount(srv.Handler(), dash)
 	voxhttp.ConfigureServer(ts.Config)
