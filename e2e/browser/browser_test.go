@@ -718,6 +718,37 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("PasswordRecoveryLink", func(t *testing.T) {
+		s.env.SignUp("forgetful@alpha.example")
+		b := s.tab(t)
+		b.open("/forgot")
+		b.fill("#email", "forgetful@alpha.example")
+		b.submit(`form[action="/forgot"] button[type=submit]`)
+		if !strings.Contains(b.text(), "we sent it a link") {
+			t.Fatal("no confirmation after asking for a link")
+		}
+		mail := s.env.Mail.WaitFor(t, "forgetful@alpha.example")
+		i := strings.Index(mail.Body, "http")
+		link := strings.Fields(mail.Body[i:])[0]
+		if _, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(link)); err != nil {
+			t.Fatal(err)
+		}
+		// The page script moves the session from the fragment into the form.
+		deadline := time.Now().Add(5 * time.Second)
+		for b.path() != "/reset" || eval[string](b, `location.hash`) != "" || eval[string](b, `(document.getElementById("refresh_token")||{}).value||""`) == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("recovery link landed on %s, hash %q", b.path(), eval[string](b, `location.hash`))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b.fill("#password", "Recovered-Passw0rd-77")
+		b.fill("#password2", "Recovered-Passw0rd-77")
+		b.submit(`#reset-form button[type=submit]`)
+		if got := b.path(); got != "/calls" {
+			t.Errorf("after the reset: %s", got)
+		}
+	})
+
 	t.Run("AccessibilityAudit", func(t *testing.T) {
 		axe := axeScript(t)
 		b := s.tab(t)

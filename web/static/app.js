@@ -38,13 +38,6 @@
       }
     }
 
-    // The org switcher submits on change.
-    document.querySelectorAll("select[data-autosubmit]").forEach(function (sel) {
-      sel.addEventListener("change", function () { sel.form.submit(); });
-      var btn = sel.form.querySelector("button");
-      if (btn) { btn.classList.add("js-hidden"); }
-    });
-
     // Live pages re-read their #live region when the org's calls or
     // messages change (the stream carries ids only, never data).
     var main = document.querySelector("main[data-live]");
