@@ -142,3 +142,25 @@ func TestParseTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// The dashboard reads RemoteAddr; serve wraps it in the resolver's middleware,
+// which puts the resolved client there (a forged first line never wins).
+func TestClientIPMiddlewareForTheDashboard(t *testing.T) {
+	var got string
+	h := voxhttp.ClientIPResolver{Proxies: voxhttp.TrustedProxies{Hops: 1}}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.RemoteAddr
+	}))
+	r, _ := http.NewRequest("GET", "/login", nil)
+	r.RemoteAddr = "10.0.0.2:51234"
+	r.Header.Add("X-Forwarded-For", "203.0.113.7")
+	r.Header.Add("X-Forwarded-For", "198.51.100.1")
+	h.ServeHTTP(nil, r)
+	if got != "198.51.100.1:0" {
+		t.Errorf("RemoteAddr %q, want 198.51.100.1:0", got)
+	}
+	// Without trusted proxies the request passes untouched.
+	voxhttp.ClientIPResolver{}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.RemoteAddr })).ServeHTTP(nil, r)
+	if got != "10.0.0.2:51234" {
+		t.Errorf("RemoteAddr %q, want the peer", got)
+	}
+}

@@ -34,6 +34,13 @@ var tenantTables = map[string]string{
 	"webhook_events":           "org_id",
 }
 
+// operatorTables hold records about orgs for the operator alone: the tenant
+// role may add its own org's row and never read, change or delete any.
+var operatorTables = map[string]string{
+	// The record of a deleted org, written in the deleting transaction.
+	"org_deletions": "org_id",
+}
+
 type fixture struct {
 	db           *postgres.DB
 	orgA, orgB   string
@@ -277,9 +284,47 @@ func TestEveryTenantTableListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range names {
-		if _, ok := tenantTables[n]; !ok && !strings.HasPrefix(n, "river_") {
+		_, op := operatorTables[n]
+		if _, ok := tenantTables[n]; !ok && !op && !strings.HasPrefix(n, "river_") {
 			t.Errorf("tenant table %s is not covered by the isolation tests", n)
 		}
+	}
+}
+
+// Operator tables: as org A the tenant role adds A's row only, and reads,
+// changes and deletes nothing, not even A's.
+func TestOperatorTablesWriteOnlyForTenants(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pa := principal(f.userA, f.orgA)
+	insert := func(org string) string {
+		return "insert into org_deletions (org_id, name, via, audit_seq, audit_hash) values ('" + org + "', 'x', 'api', 1, '')"
+	}
+	for table := range operatorTables {
+		var enabled, forced bool
+		if err := f.db.Owner.QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).
+			Scan(&enabled, &forced); err != nil || !enabled || !forced {
+			t.Errorf("%s: row level security enabled=%v forced=%v (%v)", table, enabled, forced, err)
+		}
+	}
+	run := func(sql string) error {
+		return f.db.InTenant(ctx, pa, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, sql)
+			return err
+		})
+	}
+	if err := run(insert(f.orgA)); err != nil {
+		t.Fatalf("A adds its own record: %v", err)
+	}
+	for _, sql := range []string{insert(f.orgB), "select * from org_deletions", "update org_deletions set name = 'y'", "delete from org_deletions"} {
+		var pe *pgconn.PgError
+		if err := run(sql); !errors.As(err, &pe) || pe.Code != "42501" {
+			t.Errorf("%s: want 42501, got %v", sql, err)
+		}
+	}
+	var n int
+	if err := f.db.Owner.QueryRow(ctx, "select count(*) from org_deletions").Scan(&n); err != nil || n != 1 {
+		t.Errorf("org_deletions has %d rows (%v), want A's one", n, err)
 	}
 }
 
