@@ -37,7 +37,7 @@ type xlabel struct {
 const (
 	chartW, chartH         = 720, 200
 	chartLeft, chartBottom = 32, 22
-	chartTop               = 8
+	chartTop               = 12
 )
 
 // dayChart lays out one bar per day from `from`, days long; days without

@@ -179,6 +179,7 @@ type turn struct {
 }
 
 type callData struct {
+	Heading    string
 	Call       *voxanne.CallDetail
 	Turns      []turn
 	Structured string
@@ -210,11 +211,14 @@ func (h *Handler) call(q *req) error {
 			}
 		}
 	}
-	title := "Call"
-	if c.FromNumber != nil {
-		title = "Call from " + *c.FromNumber
+	d.Heading = "Call"
+	switch {
+	case d.Contact != nil && d.Contact.Name != nil && *d.Contact.Name != "":
+		d.Heading = "Call from " + *d.Contact.Name
+	case c.FromNumber != nil:
+		d.Heading = "Call from " + *c.FromNumber
 	}
-	return q.page(h, http.StatusOK, "call", title, "calls", d)
+	return q.page(h, http.StatusOK, "call", d.Heading, "calls", d)
 }
 
 var speakerRE = regexp.MustCompile(`(?m)(?:^|\s)(AI|Assistant|Bot|User|Customer|Caller):\s`)
