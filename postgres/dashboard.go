@@ -105,3 +105,33 @@ func (l *EventListener) session(ctx context.Context, cfg *pgx.ConnConfig) error 
 		}
 	}
 }
+
+// ContactNames returns the names of the caller's org's contacts among ids, for
+// the dashboard's lists (contacts without a name, and ids of other orgs, are
+// left out).
+func (s *VoiceStore) ContactNames(ctx context.Context, p *voxanne.Principal, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	var valid []string
+	for _, id := range ids {
+		if u, err := uuid.Parse(id); err == nil {
+			valid = append(valid, u.String())
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `select id::text, name from contacts
+			where org_id = coalesce($1, org_id) and id = any($2::uuid[]) and coalesce(name, '') <> ''`, s.db.org(p), valid)
+		if err != nil {
+			return err
+		}
+		var id, name string
+		_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error { out[id] = name; return nil })
+		return err
+	})
+	if err != nil {
+		return nil, mapError("contact names", err)
+	}
+	return out, nil
+}

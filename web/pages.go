@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -16,6 +17,31 @@ import (
 
 // pageSize is the number of rows per list page.
 const pageSize = 50
+
+// contactNamer is implemented by voice services that can name contacts in
+// bulk (postgres.VoiceStore); without it, lists show numbers only.
+type contactNamer interface {
+	ContactNames(ctx context.Context, p *voxanne.Principal, ids []string) (map[string]string, error)
+}
+
+// names returns the names of the contacts ids point to, read through the
+// tenant path.
+func (h *Handler) names(q *req, ids []*string) (map[string]string, error) {
+	n, ok := h.cfg.Voice.(contactNamer)
+	if !ok {
+		return nil, nil
+	}
+	var list []string
+	for _, id := range ids {
+		if id != nil {
+			list = append(list, *id)
+		}
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return n.ContactNames(q.r.Context(), q.p, list)
+}
 
 // validID returns the canonical form of a UUID path value, or a not-found
 // error: an id that is not a UUID names nothing.
@@ -74,6 +100,7 @@ type overviewData struct {
 	DayChart  chart
 	Outcomes  []outcome
 	Recent    []voxanne.Call
+	Names     map[string]string
 	PeriodOps []int
 }
 
@@ -108,6 +135,9 @@ func (h *Handler) overview(q *req) error {
 		return err
 	}
 	d := overviewData{Days: days, Today: td, Period: st, Recent: recent, PeriodOps: []int{7, 30, 90}}
+	if d.Names, err = h.names(q, callContacts(recent)); err != nil {
+		return err
+	}
 	d.DayChart = dayChart(st.ByDay, from, days)
 	maxN := 0
 	for reason, n := range st.ByOutcome {
@@ -130,6 +160,7 @@ func (h *Handler) overview(q *req) error {
 
 type callsData struct {
 	Calls  []voxanne.Call
+	Names  map[string]string
 	Q      string
 	Status string
 	From   string
@@ -139,6 +170,14 @@ type callsData struct {
 	// Filtered tells an empty page "no match" from "no calls yet".
 	Filtered bool
 	Statuses []string
+}
+
+func callContacts(calls []voxanne.Call) []*string {
+	ids := make([]*string, len(calls))
+	for i := range calls {
+		ids[i] = calls[i].ContactID
+	}
+	return ids
 }
 
 var callStatuses = []string{"queued", "ringing", "in-progress", "forwarding", "ended"}
@@ -160,6 +199,9 @@ func (h *Handler) calls(q *req) error {
 		var next string
 		d.Calls, next, err = h.cfg.Voice.ListCalls(q.r.Context(), q.p, f, voxanne.Page{Limit: pageSize, Cursor: v.Get("cursor")})
 		d.Pager = newPager(q.r, next)
+		if err == nil {
+			d.Names, err = h.names(q, callContacts(d.Calls))
+		}
 	}
 	if err != nil {
 		if voxanne.ErrorCode(err) != voxanne.EINVALID {
@@ -286,6 +328,7 @@ func transcriptTurns(c *voxanne.CallDetail) []turn {
 
 type messagesData struct {
 	Messages  []voxanne.Message
+	Names     map[string]string
 	ContactID string
 	Pager     pager
 	Error     string
@@ -304,6 +347,13 @@ func (h *Handler) messages(q *req) error {
 		var next string
 		d.Messages, next, err = h.cfg.Voice.ListMessages(q.r.Context(), q.p, d.ContactID, voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")})
 		d.Pager = newPager(q.r, next)
+		if err == nil {
+			ids := make([]*string, len(d.Messages))
+			for i := range d.Messages {
+				ids[i] = d.Messages[i].ContactID
+			}
+			d.Names, err = h.names(q, ids)
+		}
 	}
 	if err != nil {
 		if voxanne.ErrorCode(err) != voxanne.EINVALID {

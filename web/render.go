@@ -84,6 +84,12 @@ func loadPages() *pages {
 			}
 			return "muted"
 		},
+		"nameOf": func(names map[string]string, id *string) string {
+			if id == nil {
+				return ""
+			}
+			return names[*id]
+		},
 		"roleAtLeast": voxanne.AtLeast,
 		"canManage":   voxanne.CanManage,
 	}

@@ -289,6 +289,12 @@ func TestAnotherOrgsIDsAreNotFound(t *testing.T) {
 	if p := a.Get("/settings"); !strings.Contains(p.Body, "Alpha-only line") {
 		t.Error("org A's number is gone")
 	}
+	// Lists name the callers (read through org A's tenant path).
+	for _, p := range []string{"/calls", "/messages", "/overview"} {
+		if body := a.Get(p).Body; !strings.Contains(body, "Alpha Caller") {
+			t.Errorf("%s does not name org A's caller", p)
+		}
+	}
 	// The org comes from the session only: an x-org-id header or org_id
 	// parameter changes nothing.
 	if p := b.Do("GET", "/calls?org_id="+w.owner.OrgID(), nil, "X-Org-Id", w.owner.OrgID()); strings.Contains(p.Body, "Alpha") {
