@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/auth"
 )
 
 // AuthSettings are the auth options GET /auth/v1/settings reports.
@@ -248,13 +249,24 @@ func bearer(r *http.Request) (string, error) {
 	return strings.TrimSpace(tok), nil
 }
 
-// authenticate verifies the request's bearer token and its session.
+// errSessionNotFound is GoTrue's answer for a token whose session is gone.
+var errSessionNotFound = voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "session_not_found",
+	"Session from session_id claim in JWT does not exist")
+
+// authenticate verifies the request's bearer token and its session through the
+// same authenticator as /api (verified-token cache, revocations, algorithm
+// binding): there is one token path. A revoked session is GoTrue's
+// session_not_found here.
 func (s *Server) authenticate(r *http.Request) (*voxanne.Principal, error) {
 	tok, err := bearer(r)
 	if err != nil {
 		return nil, err
 	}
-	return s.Auth.Authenticate(r.Context(), tok)
+	p, err := s.Authenticator.Authenticate(r.Context(), tok)
+	if errors.Is(err, auth.ErrRevoked) {
+		return nil, errSessionNotFound
+	}
+	return p, err
 }
 
 // userPrincipal authenticates a user token (not a service_role one).

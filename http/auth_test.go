@@ -544,8 +544,12 @@ func TestSignUpConcurrent(t *testing.T) {
 		switch {
 		case statuses[i] == 200:
 			won++
+		case statuses[i] == 429 && codes[i] == "over_request_rate_limit":
+			// Password hashing is bounded: on a loaded machine a burst may be
+			// shed with 429 (TestPasswordHashingBusyAnswers429); what matters
+			// here is that exactly one sign-up wins.
 		case statuses[i] != 422 || codes[i] != "user_already_exists":
-			t.Errorf("sign-up %d: %d %v, want 200 or 422 user_already_exists", i, statuses[i], codes[i])
+			t.Errorf("sign-up %d: %d %v, want 200, 422 user_already_exists or 429", i, statuses[i], codes[i])
 		}
 	}
 	if won != 1 {

@@ -44,62 +44,181 @@ type Config struct {
 	Demo              bool
 }
 
-// setting describes one configuration entry: its variable, flag and default.
+// setting is one row of the configuration table: its variable, flag, default
+// and help, and how its raw string is parsed and checked into a Config. set
+// returns the reason a value is refused; loadConfig names the setting.
 type setting struct {
 	env, flag, def, help string
-	secret               bool
-	value                *string
+	// secret settings are never echoed and are best kept out of flags.
+	secret bool
+	set    func(c *Config, v string) error
 }
 
-// rawSettings holds the unparsed string of each setting.
-type rawSettings struct {
-	list []*setting
+// settings is the configuration table (API.md §1), in --help order.
+var settings = []setting{
+	{env: "VOXANNE_ADDR", flag: "addr", def: "127.0.0.1:8080", help: "listen address", set: func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return errors.New("want host:port, e.g. 127.0.0.1:8080")
+		}
+		c.Addr = v
+		return nil
+	}},
+	{env: "VOXANNE_PUBLIC_URL", flag: "public-url", help: "external base URL (default http://<addr>)", set: func(c *Config, v string) error {
+		c.PublicURL = strings.TrimRight(v, "/")
+		if c.PublicURL == "" {
+			return nil // set from the address once it is known
+		}
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return errors.New("want an http(s) base URL such as https://voxanne.example.com")
+		}
+		return nil
+	}},
+	{env: "VOXANNE_DATA_DIR", flag: "data-dir", def: "./.voxanne", help: "directory of the managed PostgreSQL cluster", set: text(func(c *Config) *string { return &c.DataDir })},
+	{env: "DATABASE_URL", flag: "database-url", secret: true, help: "external PostgreSQL URL (unset: managed local cluster)", set: func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				// Never echo the value: it carries a password.
+				return errors.New("want postgres://user:password@host:port/database")
+			}
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{env: "VOXANNE_JWT_EXP", flag: "jwt-exp", def: "3600", help: "access-token lifetime in seconds", set: func(c *Config, v string) error {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 30 || secs > 7*24*3600 {
+			return errors.New("want whole seconds between 30 and 604800")
+		}
+		c.JWTExp = time.Duration(secs) * time.Second
+		return nil
+	}},
+	{env: "VOXANNE_JWT_SECRET", flag: "jwt-secret", secret: true, help: "also accept HS256 tokens signed with this secret", set: secretOf(32, func(c *Config) *string { return &c.JWTSecret })},
+	{env: "VOXANNE_EXTERNAL_JWKS_URL", flag: "external-jwks-url", help: "JWKS URL of an external Supabase project", set: func(c *Config, v string) error {
+		if v != "" {
+			// Whoever can answer this URL can mint tokens here: https only, but
+			// for a server on this machine.
+			u, err := url.Parse(v)
+			loopback := err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
+			if err != nil || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
+				return errors.New("want an https URL (http only on loopback)")
+			}
+		}
+		c.ExternalJWKSURL = v
+		return nil
+	}},
+	{env: "VOXANNE_EXTERNAL_ISSUER", flag: "external-issuer", help: "issuer of the external Supabase project", set: text(func(c *Config) *string { return &c.ExternalIssuer })},
+	{env: "VOXANNE_KEY_ENCRYPTION_KEY", flag: "key-encryption-key", secret: true, help: "encrypt signing keys and webhook-endpoint secrets at rest with this secret", set: secretOf(16, func(c *Config) *string { return &c.KeyEncryptionKey })},
+	{env: "VOXANNE_AUDIT_KEY", flag: "audit-key", secret: true, help: "secret that keys the audit hash chain (default: derived from the key-encryption key)", set: secretOf(16, func(c *Config) *string { return &c.AuditKey })},
+	// A short webhook secret can be guessed: anyone who does can write into
+	// every org the shared endpoints route to.
+	{env: "VOXANNE_VAPI_SECRET", flag: "vapi-secret", secret: true, help: "Vapi server-URL secret", set: secretOf(16, func(c *Config) *string { return &c.VapiSecret })},
+	{env: "VOXANNE_VAPI_SECRET_PREVIOUS", flag: "vapi-secret-previous", secret: true, help: "previous Vapi secret, accepted during rotation", set: secretOf(16, func(c *Config) *string { return &c.VapiSecretPrev })},
+	{env: "VOXANNE_TWILIO_AUTH_TOKEN", flag: "twilio-auth-token", secret: true, help: "Twilio auth token", set: secretOf(16, func(c *Config) *string { return &c.TwilioToken })},
+	{env: "VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", flag: "twilio-auth-token-previous", secret: true, help: "previous Twilio auth token", set: secretOf(16, func(c *Config) *string { return &c.TwilioTokenPrev })},
+	{env: "VOXANNE_CORS_ORIGINS", flag: "cors-origins", help: "comma-separated allowed origins", set: func(c *Config, v string) error {
+		for _, o := range strings.Split(v, ",") {
+			o = strings.TrimRight(strings.TrimSpace(o), "/")
+			if o == "" {
+				continue
+			}
+			u, err := url.Parse(o)
+			if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
+				return fmt.Errorf("%q is not an origin such as https://app.example.com", o)
+			}
+			c.CORSOrigins = append(c.CORSOrigins, o)
+		}
+		return nil
+	}},
+	{env: "VOXANNE_RATE_LIMIT_HEADER", flag: "rate-limit-header", help: "client-IP header set by your proxy (default X-Forwarded-For when trusted proxies are set)", set: func(c *Config, v string) error {
+		c.RateLimitHeader = strings.TrimSpace(v)
+		return nil
+	}},
+	{env: "VOXANNE_TRUSTED_PROXIES", flag: "trusted-proxies", help: "number of trusted proxy hops, or comma-separated proxy CIDRs; the client is the right-most untrusted X-Forwarded-For address", set: func(c *Config, v string) (err error) {
+		c.TrustedProxies, err = voxhttp.ParseTrustedProxies(v)
+		return err
+	}},
+	{env: "VOXANNE_SMTP_URL", flag: "smtp-url", secret: true, help: "smtp://user:pass@host:port (unset: mails go to the log)", set: func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" || u.Port() == "" {
+				return errors.New("want smtp://user:pass@host:port")
+			}
+		}
+		c.SMTPURL = v
+		return nil
+	}},
+	{env: "VOXANNE_MAILER_AUTOCONFIRM", flag: "mailer-autoconfirm", def: "true", help: "confirm sign-ups at once", set: boolean(func(c *Config) *bool { return &c.MailerAutoconfirm })},
+	{env: "VOXANNE_DISABLE_SIGNUP", flag: "disable-signup", def: "false", help: "refuse new sign-ups", set: boolean(func(c *Config) *bool { return &c.DisableSignup })},
+	{env: "VOXANNE_SENTRY_DSN", flag: "sentry-dsn", secret: true, help: "report unexpected errors to Sentry", set: text(func(c *Config) *string { return &c.SentryDSN })},
+	{env: "VOXANNE_RATE_LIMIT_SIGN_IN", flag: "rate-limit-sign-in", def: "30/5m", help: "per client IP on /signup and password sign-in (N/duration or off)", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.SignIn })},
+	{env: "VOXANNE_RATE_LIMIT_TOKEN_REFRESH", flag: "rate-limit-token-refresh", def: "150/5m", help: "per client IP on refresh-token grants", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.Refresh })},
+	{env: "VOXANNE_RATE_LIMIT_VERIFY", flag: "rate-limit-verify", def: "30/5m", help: "per client IP on /verify", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.Verify })},
+	{env: "VOXANNE_RATE_LIMIT_RECOVER", flag: "rate-limit-recover", def: "30/5m", help: "per client IP on /recover", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.Recover })},
+	{env: "VOXANNE_RATE_LIMIT_EMAIL", flag: "rate-limit-email", def: "10/5m", help: "failed password sign-ins per email address and client IP", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.Email })},
+	{env: "VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", flag: "rate-limit-email-global", def: "100/5m", help: "failed password sign-ins per email address over all client IPs", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.EmailGlobal })},
+	{env: "VOXANNE_RATE_LIMIT_RECOVER_EMAIL", flag: "rate-limit-recover-email", def: "5/1h", help: "per email address on /recover", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.RecoverEmail })},
+	{env: "VOXANNE_RATE_LIMIT_PASSWORD_CHANGE", flag: "rate-limit-password-change", def: "10/1h", help: "password changes (PUT /auth/v1/user) per user", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.PasswordChange })},
+	{env: "VOXANNE_RATE_LIMIT_ORG_SWITCH", flag: "rate-limit-org-switch", def: "60/5m", help: "org switches (POST /api/orgs/{id}/switch) per user", set: rate(func(c *Config) *voxhttp.Rate { return &c.RateLimits.OrgSwitch })},
+	{env: "VOXANNE_WORKERS", flag: "workers", def: "20", help: "background jobs run at once", set: func(c *Config, v string) (err error) {
+		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 1 || c.Workers > 1000 {
+			return errors.New("want a whole number from 1 to 1000")
+		}
+		return nil
+	}},
+	{env: "VOXANNE_LOG_FORMAT", flag: "log-format", help: "text or json (default: text on a terminal, else json)", set: func(c *Config, v string) error {
+		switch v {
+		case "":
+			c.LogFormat = "json"
+			if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				c.LogFormat = "text"
+			}
+		case "text", "json":
+			c.LogFormat = v
+		default:
+			return errors.New("want text or json")
+		}
+		return nil
+	}},
 }
 
-func (rs *rawSettings) add(env, flagName, def, help string, secret bool) *string {
-	v := new(string)
-	rs.list = append(rs.list, &setting{env: env, flag: flagName, def: def, help: help, secret: secret, value: v})
-	return v
+// text is a setting taken as it is.
+func text(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
 }
 
-// loadConfig reads the environment, lets flags on fs override it and validates
-// everything; a bad value yields one line naming the setting.
+// secretOf is a secret setting of at least min characters when set.
+func secretOf(min int, field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" && len(v) < min {
+			return fmt.Errorf("shorter than %d characters", min)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+// boolean is a true/false setting.
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) (err error) {
+		if *field(c), err = strconv.ParseBool(v); err != nil {
+			return errors.New("want true or false")
+		}
+		return nil
+	}
+}
+
+// rate is a rate-limit setting: N/duration or off.
+func rate(field func(*Config) *voxhttp.Rate) func(*Config, string) error {
+	return func(c *Config, v string) (err error) {
+		*field(c), err = voxhttp.ParseRate(v)
+		return err
+	}
+}
+
+// loadConfig reads the environment, lets flags on fs override it and parses
+// every setting of the table; a bad value yields one line naming the setting.
 func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
-	rs := &rawSettings{}
-	addr := rs.add("VOXANNE_ADDR", "addr", "127.0.0.1:8080", "listen address", false)
-	public := rs.add("VOXANNE_PUBLIC_URL", "public-url", "", "external base URL (default http://<addr>)", false)
-	dataDir := rs.add("VOXANNE_DATA_DIR", "data-dir", "./.voxanne", "directory of the managed PostgreSQL cluster", false)
-	dbURL := rs.add("DATABASE_URL", "database-url", "", "external PostgreSQL URL (unset: managed local cluster)", true)
-	jwtExp := rs.add("VOXANNE_JWT_EXP", "jwt-exp", "3600", "access-token lifetime in seconds", false)
-	jwtSecret := rs.add("VOXANNE_JWT_SECRET", "jwt-secret", "", "also accept HS256 tokens signed with this secret", true)
-	extJWKS := rs.add("VOXANNE_EXTERNAL_JWKS_URL", "external-jwks-url", "", "JWKS URL of an external Supabase project", false)
-	extIss := rs.add("VOXANNE_EXTERNAL_ISSUER", "external-issuer", "", "issuer of the external Supabase project", false)
-	kek := rs.add("VOXANNE_KEY_ENCRYPTION_KEY", "key-encryption-key", "", "encrypt signing keys at rest with this secret", true)
-	auditKey := rs.add("VOXANNE_AUDIT_KEY", "audit-key", "", "secret that keys the audit hash chain (default: derived from the key-encryption key)", true)
-	vapi := rs.add("VOXANNE_VAPI_SECRET", "vapi-secret", "", "Vapi server-URL secret", true)
-	vapiPrev := rs.add("VOXANNE_VAPI_SECRET_PREVIOUS", "vapi-secret-previous", "", "previous Vapi secret, accepted during rotation", true)
-	twilio := rs.add("VOXANNE_TWILIO_AUTH_TOKEN", "twilio-auth-token", "", "Twilio auth token", true)
-	twilioPrev := rs.add("VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", "twilio-auth-token-previous", "", "previous Twilio auth token", true)
-	cors := rs.add("VOXANNE_CORS_ORIGINS", "cors-origins", "", "comma-separated allowed origins", false)
-	rlHeader := rs.add("VOXANNE_RATE_LIMIT_HEADER", "rate-limit-header", "", "client-IP header set by your proxy (default X-Forwarded-For when trusted proxies are set)", false)
-	proxies := rs.add("VOXANNE_TRUSTED_PROXIES", "trusted-proxies", "", "number of trusted proxy hops, or comma-separated proxy CIDRs; the client is the right-most untrusted X-Forwarded-For address", false)
-	smtp := rs.add("VOXANNE_SMTP_URL", "smtp-url", "", "smtp://user:pass@host:port (unset: mails go to the log)", true)
-	autoconfirm := rs.add("VOXANNE_MAILER_AUTOCONFIRM", "mailer-autoconfirm", "true", "confirm sign-ups at once", false)
-	disableSignup := rs.add("VOXANNE_DISABLE_SIGNUP", "disable-signup", "false", "refuse new sign-ups", false)
-	sentry := rs.add("VOXANNE_SENTRY_DSN", "sentry-dsn", "", "report unexpected errors to Sentry", true)
-	rlSignIn := rs.add("VOXANNE_RATE_LIMIT_SIGN_IN", "rate-limit-sign-in", "30/5m", "per client IP on /signup and password sign-in (N/duration or off)", false)
-	rlRefresh := rs.add("VOXANNE_RATE_LIMIT_TOKEN_REFRESH", "rate-limit-token-refresh", "150/5m", "per client IP on refresh-token grants", false)
-	rlVerify := rs.add("VOXANNE_RATE_LIMIT_VERIFY", "rate-limit-verify", "30/5m", "per client IP on /verify", false)
-	rlRecover := rs.add("VOXANNE_RATE_LIMIT_RECOVER", "rate-limit-recover", "30/5m", "per client IP on /recover", false)
-	rlEmail := rs.add("VOXANNE_RATE_LIMIT_EMAIL", "rate-limit-email", "10/5m", "failed password sign-ins per email address and client IP", false)
-	rlEmailGlobal := rs.add("VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", "rate-limit-email-global", "100/5m", "failed password sign-ins per email address over all client IPs", false)
-	rlRecoverEmail := rs.add("VOXANNE_RATE_LIMIT_RECOVER_EMAIL", "rate-limit-recover-email", "5/1h", "per email address on /recover", false)
-	rlPassword := rs.add("VOXANNE_RATE_LIMIT_PASSWORD_CHANGE", "rate-limit-password-change", "10/1h", "password changes (PUT /auth/v1/user) per user", false)
-	rlSwitch := rs.add("VOXANNE_RATE_LIMIT_ORG_SWITCH", "rate-limit-org-switch", "60/5m", "org switches (POST /api/orgs/{id}/switch) per user", false)
-	workers := rs.add("VOXANNE_WORKERS", "workers", "20", "background jobs run at once", false)
-	logFormat := rs.add("VOXANNE_LOG_FORMAT", "log-format", "", "text or json (default: text on a terminal, else json)", false)
-
-	for _, s := range rs.list {
+	raw := make([]string, len(settings))
+	for i, s := range settings {
 		help := s.help + " [" + s.env + "]"
 		if s.secret {
 			// Flags show up in ps and shell history; secrets belong in the environment.
@@ -107,7 +226,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		}
 		// The default shown by --help is the built-in one, never the environment's
 		// value, which may be a secret.
-		fs.StringVar(s.value, s.flag, s.def, help)
+		fs.StringVar(&raw[i], s.flag, s.def, help)
 	}
 	demo := fs.Bool("demo", false, "seed a demo organization and print its login")
 	if err := fs.Parse(args); err != nil {
@@ -121,133 +240,24 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for _, s := range rs.list {
+	c := &Config{Demo: *demo}
+	for i, s := range settings {
 		if v, ok := os.LookupEnv(s.env); ok && !set[s.flag] {
-			*s.value = v
+			raw[i] = v
+		}
+		if err := s.set(c, raw[i]); err != nil {
+			return nil, fmt.Errorf("invalid %s: %s", s.env, err)
 		}
 	}
-
-	c := &Config{
-		Addr: *addr, DataDir: *dataDir, DatabaseURL: *dbURL, JWTSecret: *jwtSecret,
-		ExternalJWKSURL: *extJWKS, ExternalIssuer: *extIss, KeyEncryptionKey: *kek, AuditKey: *auditKey,
-		VapiSecret: *vapi, VapiSecretPrev: *vapiPrev, TwilioToken: *twilio, TwilioTokenPrev: *twilioPrev,
-		RateLimitHeader: strings.TrimSpace(*rlHeader), SMTPURL: *smtp, SentryDSN: *sentry, Demo: *demo,
-	}
-	bad := func(env, why string) error { return fmt.Errorf("invalid %s: %s", env, why) }
-
-	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
-		return nil, bad("VOXANNE_ADDR", "want host:port, e.g. 127.0.0.1:8080")
-	}
-	c.PublicURL = strings.TrimRight(*public, "/")
+	// Rules across settings.
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
-	} else if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-		return nil, bad("VOXANNE_PUBLIC_URL", "want an http(s) base URL such as https://voxanne.example.com")
 	}
 	if c.DatabaseURL == "" && c.DataDir == "" {
-		return nil, bad("VOXANNE_DATA_DIR", "empty (needed when DATABASE_URL is unset)")
-	}
-	if c.DatabaseURL != "" {
-		u, err := url.Parse(c.DatabaseURL)
-		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			// Never echo the value: it carries a password.
-			return nil, bad("DATABASE_URL", "want postgres://user:password@host:port/database")
-		}
-	}
-	secs, err := strconv.Atoi(*jwtExp)
-	if err != nil || secs < 30 || secs > 7*24*3600 {
-		return nil, bad("VOXANNE_JWT_EXP", "want whole seconds between 30 and 604800")
-	}
-	c.JWTExp = time.Duration(secs) * time.Second
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		return nil, bad("VOXANNE_JWT_SECRET", "shorter than 32 characters")
+		return nil, errors.New("invalid VOXANNE_DATA_DIR: empty (needed when DATABASE_URL is unset)")
 	}
 	if (c.ExternalJWKSURL == "") != (c.ExternalIssuer == "") {
-		return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "set it together with VOXANNE_EXTERNAL_ISSUER")
-	}
-	if c.ExternalJWKSURL != "" {
-		// Whoever can answer this URL can mint tokens here: https only, but for a
-		// server on this machine.
-		u, err := url.Parse(c.ExternalJWKSURL)
-		loopback := err == nil && (u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback())
-		if err != nil || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && loopback)) {
-			return nil, bad("VOXANNE_EXTERNAL_JWKS_URL", "want an https URL (http only on loopback)")
-		}
-	}
-	if c.KeyEncryptionKey != "" && len(c.KeyEncryptionKey) < 16 {
-		return nil, bad("VOXANNE_KEY_ENCRYPTION_KEY", "shorter than 16 characters")
-	}
-	if c.AuditKey != "" && len(c.AuditKey) < 16 {
-		return nil, bad("VOXANNE_AUDIT_KEY", "shorter than 16 characters")
-	}
-	// A short webhook secret can be guessed: anyone who does can write into
-	// every org the shared endpoints route to.
-	for _, w := range []struct{ env, val string }{
-		{"VOXANNE_VAPI_SECRET", c.VapiSecret}, {"VOXANNE_VAPI_SECRET_PREVIOUS", c.VapiSecretPrev},
-		{"VOXANNE_TWILIO_AUTH_TOKEN", c.TwilioToken}, {"VOXANNE_TWILIO_AUTH_TOKEN_PREVIOUS", c.TwilioTokenPrev},
-	} {
-		if w.val != "" && len(w.val) < 16 {
-			return nil, bad(w.env, "shorter than 16 characters")
-		}
-	}
-	for _, o := range strings.Split(*cors, ",") {
-		o = strings.TrimRight(strings.TrimSpace(o), "/")
-		if o == "" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if o != "*" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "") {
-			return nil, bad("VOXANNE_CORS_ORIGINS", fmt.Sprintf("%q is not an origin such as https://app.example.com", o))
-		}
-		c.CORSOrigins = append(c.CORSOrigins, o)
-	}
-	if c.SMTPURL != "" {
-		u, err := url.Parse(c.SMTPURL)
-		if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Hostname() == "" || u.Port() == "" {
-			return nil, bad("VOXANNE_SMTP_URL", "want smtp://user:pass@host:port")
-		}
-	}
-	if c.TrustedProxies, err = voxhttp.ParseTrustedProxies(*proxies); err != nil {
-		return nil, bad("VOXANNE_TRUSTED_PROXIES", err.Error())
-	}
-	if c.MailerAutoconfirm, err = strconv.ParseBool(*autoconfirm); err != nil {
-		return nil, bad("VOXANNE_MAILER_AUTOCONFIRM", "want true or false")
-	}
-	if c.DisableSignup, err = strconv.ParseBool(*disableSignup); err != nil {
-		return nil, bad("VOXANNE_DISABLE_SIGNUP", "want true or false")
-	}
-	for _, r := range []struct {
-		env string
-		raw *string
-		dst *voxhttp.Rate
-	}{
-		{"VOXANNE_RATE_LIMIT_SIGN_IN", rlSignIn, &c.RateLimits.SignIn},
-		{"VOXANNE_RATE_LIMIT_TOKEN_REFRESH", rlRefresh, &c.RateLimits.Refresh},
-		{"VOXANNE_RATE_LIMIT_VERIFY", rlVerify, &c.RateLimits.Verify},
-		{"VOXANNE_RATE_LIMIT_RECOVER", rlRecover, &c.RateLimits.Recover},
-		{"VOXANNE_RATE_LIMIT_EMAIL", rlEmail, &c.RateLimits.Email},
-		{"VOXANNE_RATE_LIMIT_EMAIL_GLOBAL", rlEmailGlobal, &c.RateLimits.EmailGlobal},
-		{"VOXANNE_RATE_LIMIT_RECOVER_EMAIL", rlRecoverEmail, &c.RateLimits.RecoverEmail},
-		{"VOXANNE_RATE_LIMIT_PASSWORD_CHANGE", rlPassword, &c.RateLimits.PasswordChange},
-		{"VOXANNE_RATE_LIMIT_ORG_SWITCH", rlSwitch, &c.RateLimits.OrgSwitch},
-	} {
-		if *r.dst, err = voxhttp.ParseRate(*r.raw); err != nil {
-			return nil, bad(r.env, err.Error())
-		}
-	}
-	if c.Workers, err = strconv.Atoi(*workers); err != nil || c.Workers < 1 || c.Workers > 1000 {
-		return nil, bad("VOXANNE_WORKERS", "want a whole number from 1 to 1000")
-	}
-	switch *logFormat {
-	case "":
-		c.LogFormat = "json"
-		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			c.LogFormat = "text"
-		}
-	case "text", "json":
-		c.LogFormat = *logFormat
-	default:
-		return nil, bad("VOXANNE_LOG_FORMAT", "want text or json")
+		return nil, errors.New("invalid VOXANNE_EXTERNAL_JWKS_URL: set it together with VOXANNE_EXTERNAL_ISSUER")
 	}
 	return c, nil
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/voxanne/voxanne"
-	"github.com/voxanne/voxanne/postgres"
+	"github.com/voxanne/voxanne/internal/app"
 )
 
 const (
@@ -49,10 +49,10 @@ var demoReports = []struct{ reason, summary, transcript string }{
 // seedDemo makes (or refreshes) the demo login and org and feeds it a few days
 // of calls and texts through the real, signed webhook path. It is idempotent:
 // events have fixed ids, so a second run adds nothing but a new password.
-func seedDemo(ctx context.Context, cfg *Config, base string, db *postgres.DB, auth *authStack, out io.Writer, log *slog.Logger) error {
+func seedDemo(ctx context.Context, cfg *Config, base string, a *app.App, out io.Writer, log *slog.Logger) error {
 	password := randomSecret()
 	var userID string
-	users, _, err := auth.svc.ListUsers(ctx, 1, 1000)
+	users, _, err := a.Auth.ListUsers(ctx, 1, 1000)
 	if err != nil {
 		return err
 	}
@@ -64,23 +64,22 @@ func seedDemo(ctx context.Context, cfg *Config, base string, db *postgres.DB, au
 	if userID == "" {
 		confirm := true
 		email := demoEmail
-		u, err := auth.svc.CreateUser(ctx, voxanne.AdminUserInput{Email: &email, Password: &password, EmailConfirm: &confirm,
+		u, err := a.Auth.CreateUser(ctx, voxanne.AdminUserInput{Email: &email, Password: &password, EmailConfirm: &confirm,
 			UserMetadata: map[string]any{"org_name": "Demo Dental Clinic"}})
 		if err != nil {
 			return fmt.Errorf("demo user: %w", err)
 		}
 		userID = u.ID
-	} else if _, err := auth.svc.UpdateUserByID(ctx, userID, voxanne.AdminUserInput{Password: &password}); err != nil {
+	} else if _, err := a.Auth.UpdateUserByID(ctx, userID, voxanne.AdminUserInput{Password: &password}); err != nil {
 		return fmt.Errorf("demo user: %w", err)
 	}
-	u, err := auth.svc.User(ctx, userID)
+	u, err := a.Auth.User(ctx, userID)
 	if err != nil {
 		return err
 	}
 	orgID, _ := u.AppMetadata["org_id"].(string)
 	owner := &voxanne.Principal{UserID: userID, OrgID: orgID, OrgRole: voxanne.RoleOwner, Role: "authenticated"}
-	voice := postgres.NewVoiceStore(db)
-	endpoints := postgres.NewEndpointStore(db, cfg.KeyEncryptionKey)
+	voice, endpoints := a.Voice, a.Endpoints
 	vapiID, twilioID, assistant := "demo-vapi-number", "demo-twilio-number", "demo-assistant"
 	for _, n := range []voxanne.PhoneNumber{
 		{E164: demoVapiNumber, Provider: "vapi", ProviderID: &vapiID, AssistantID: &assistant, Label: "Front desk (Vapi)"},

@@ -7,12 +7,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/voxanne/voxanne/internal/app"
 	"github.com/voxanne/voxanne/postgres"
 )
 
-// withAuth opens the database (migrating it) and the auth stack for an operator
-// command, runs fn and closes everything.
-func withAuth(ctx context.Context, name, synopsis string, args []string, stderr io.Writer, fn func(*Config, *authStack) error) error {
+// withApp opens the database (migrating it) and assembles Voxanne for an
+// operator command (nothing runs in the background), runs fn and closes
+// everything.
+func withApp(ctx context.Context, name, synopsis string, args []string, stderr io.Writer, fn func(*Config, *app.App) error) error {
 	fs := newFlagSet(name, synopsis, stderr)
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
@@ -24,11 +26,11 @@ func withAuth(ctx context.Context, name, synopsis string, args []string, stderr 
 		return err
 	}
 	defer db.close(log)
-	auth, err := newAuth(ctx, cfg, db.DB, log)
+	a, err := app.New(ctx, db.DB, appConfig(cfg, log, nil))
 	if err != nil {
 		return err
 	}
-	return fn(cfg, auth)
+	return fn(cfg, a)
 }
 
 func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,23 +49,23 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError(fmt.Sprintf("unknown keys action %q", action))
 	}
-	return withAuth(ctx, "keys", "keys list|rotate|revoke KID [flags]", args, stderr, func(cfg *Config, a *authStack) error {
+	return withApp(ctx, "keys", "keys list|rotate|revoke KID [flags]", args, stderr, func(cfg *Config, a *app.App) error {
 		switch action {
 		case "rotate":
-			newKID, err := a.keys.Rotate(ctx)
+			newKID, err := a.Keys.Rotate(ctx)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "new signing key %s; the previous key stays trusted until its tokens expire\n", newKID)
 			return nil
 		case "revoke":
-			if err := a.keys.Revoke(ctx, kid); err != nil {
+			if err := a.Keys.Revoke(ctx, kid); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "revoked %s: tokens it signed are rejected from now on\n", kid)
 			return nil
 		}
-		keys, err := a.keys.List(ctx)
+		keys, err := a.Keys.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -97,8 +99,8 @@ func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			break
 		}
 	}
-	return withAuth(ctx, "token", "token service-role [--ttl 1h] [flags]", args, stderr, func(cfg *Config, a *authStack) error {
-		tok, err := a.svc.ServiceRoleToken(ctx, ttl)
+	return withApp(ctx, "token", "token service-role [--ttl 1h] [flags]", args, stderr, func(cfg *Config, a *app.App) error {
+		tok, err := a.Auth.ServiceRoleToken(ctx, ttl)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,6 @@
 // Package testenv runs a complete Voxanne for tests: a fresh database (from
-// internal/testdb), the key ring, the auth service and the real router and
-// middleware behind an httptest server.
+// internal/testdb) and the same assembly as serve's (internal/app) behind an
+// httptest server.
 package testenv
 
 import (
@@ -16,14 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/voxanne/voxanne/auth"
-	"github.com/voxanne/voxanne/jobs"
-	"github.com/voxanne/voxanne/webhook"
-
 	"github.com/voxanne/voxanne"
-	"github.com/voxanne/voxanne/auth/token"
+	"github.com/voxanne/voxanne/auth"
 	voxhttp "github.com/voxanne/voxanne/http"
+	"github.com/voxanne/voxanne/internal/app"
 	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/jobs"
 	"github.com/voxanne/voxanne/postgres"
 	"github.com/voxanne/voxanne/web"
 )
@@ -174,88 +172,50 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	if opts.JWTExp == 0 {
 		opts.JWTExp = time.Hour
 	}
-	if key := postgres.DeriveAuditKey(opts.AuditKey, ""); key != nil {
-		db.SetAuditKey(key)
-	}
 	logs := &bytes.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(&syncBuffer{b: logs}, nil))
-	keys := postgres.NewKeyRing(db, opts.KEK, opts.JWTExp)
-	if err := keys.Load(ctx); err != nil {
-		t.Fatalf("testenv: keys: %v", err)
-	}
-	e := &Env{T: t, DB: db, Keys: keys, Mail: &Mailbox{sent: make(chan struct{}, 1)}, Logs: logs}
-	autoconfirm := opts.Autoconfirm == nil || *opts.Autoconfirm
+	e := &Env{T: t, DB: db, Mail: &Mailbox{sent: make(chan struct{}, 1)}, Logs: logs}
 	var mailer voxanne.Mailer = e.Mail
 	if opts.Mailer != nil {
 		mailer = opts.Mailer
 	}
-	srv := &voxhttp.Server{Logger: logger, Version: "test", Started: time.Now(),
-		AuthSettings: voxhttp.AuthSettings{DisableSignup: opts.DisableSignup, Autoconfirm: autoconfirm},
-		RateLimits:   opts.RateLimits, ClientIPHeader: opts.ClientIPHeader, TrustedProxies: opts.TrustedProxies, CORSOrigins: opts.CORSOrigins,
-		Checks: map[string]voxhttp.Check{"database": voxhttp.DatabaseCheck(db)}, Pools: db.PoolStats}
-	if srv.RateLimits == nil {
-		srv.RateLimits = &voxhttp.RateLimits{}
+	rl := opts.RateLimits
+	if rl == nil {
+		rl = &voxhttp.RateLimits{}
 	}
-	// Start the listener first: the issuer names its address.
-	ts := httptest.NewUnstartedServer(nil)
-	e.URL = "http://" + ts.Listener.Addr().String()
-	e.Issuer = e.URL + "/auth/v1"
-	srv.SiteURL = e.URL + "/"
-	v := &token.Verifier{Issuer: e.Issuer, Keys: keys.Lookup}
-	if opts.JWTSecret != "" {
-		v.HS256Secret = []byte(opts.JWTSecret)
-	}
-	e.Authn = auth.New(auth.Config{Verifier: v, State: db, RefreshKeys: func(ctx context.Context) bool {
-		ok, _ := keys.ReloadIfStale(ctx, time.Second)
-		return ok
-	}})
-	e.Auth = postgres.NewAuthService(db, keys, postgres.AuthConfig{Issuer: e.Issuer, PublicURL: e.URL,
-		JWTExp: opts.JWTExp, Autoconfirm: autoconfirm, DisableSignup: opts.DisableSignup,
-		Mailer: mailer, Logger: logger, Verifier: v, Revoked: e.Authn.Apply})
-	srv.Auth = e.Auth
-	srv.Authenticator = e.Authn
-	e.Orgs = postgres.NewOrgStore(db, e.Auth)
-	srv.Orgs = e.Orgs
-	srv.Voice = postgres.NewVoiceStore(db)
-	e.Endpoints = postgres.NewEndpointStore(db, opts.KEK)
-	srv.Endpoints = e.Endpoints
-	e.Handler = srv
 	if opts.VapiSecret == "" {
 		opts.VapiSecret = VapiSecret
 	}
 	if opts.TwilioToken == "" {
 		opts.TwilioToken = TwilioToken
 	}
-	e.Ingest = postgres.NewIngestStore(db, nil)
-	runner, err := jobs.New(db.Owner, &postgres.DashboardNotifier{DB: db, Next: e.Ingest}, jobs.Config{Workers: 4, Logger: logger, InsertOnly: opts.NoJobWorkers})
+	// Start the listener first: the issuer names its address.
+	ts := httptest.NewUnstartedServer(nil)
+	e.URL = "http://" + ts.Listener.Addr().String()
+	e.Issuer = e.URL + "/auth/v1"
+	// The same assembly as serve's.
+	a, err := app.New(ctx, db, app.Config{
+		PublicURL: e.URL, Version: "test", Logger: logger,
+		JWTExp: opts.JWTExp, JWTSecret: opts.JWTSecret, KeyEncryptionKey: opts.KEK, AuditKey: opts.AuditKey,
+		VapiSecret: opts.VapiSecret, VapiSecretPrev: opts.VapiSecretPrev,
+		TwilioToken: opts.TwilioToken, TwilioTokenPrev: opts.TwilioTokenPrev,
+		Autoconfirm: opts.Autoconfirm == nil || *opts.Autoconfirm, DisableSignup: opts.DisableSignup, Mailer: mailer,
+		RateLimits: rl, RateLimitHeader: opts.ClientIPHeader, TrustedProxies: opts.TrustedProxies, CORSOrigins: opts.CORSOrigins,
+		Workers: 4, JobsInsertOnly: opts.NoJobWorkers,
+	})
 	if err != nil {
-		t.Fatalf("testenv: jobs: %v", err)
+		t.Fatalf("testenv: %v", err)
 	}
-	e.Ingest.SetJobs(runner)
-	e.Jobs = runner
-	jobsCtx, stopJobs := context.WithCancel(context.Background())
-	jobsDone := make(chan struct{})
-	go func() { defer close(jobsDone); _ = runner.Run(jobsCtx) }()
-	t.Cleanup(func() { stopJobs(); <-jobsDone })
-	srv.Webhooks, srv.Jobs = e.Ingest, e.Ingest.JobCounts
-	srv.Checks["jobs"] = voxhttp.JobsCheck(e.Ingest.JobCounts, e.Ingest.UnroutableCount)
-	srv.WebhookConfig = voxhttp.WebhookConfig{PublicURL: e.URL,
-		Vapi:         webhook.VapiSecrets{Current: opts.VapiSecret, Previous: opts.VapiSecretPrev},
-		TwilioTokens: []string{opts.TwilioToken, opts.TwilioTokenPrev}}
+	e.Keys, e.Auth, e.Authn, e.Orgs, e.Ingest, e.Endpoints, e.Jobs, e.Events, e.Handler =
+		a.Keys, a.Auth, a.Authn, a.Orgs, a.Ingest, a.Endpoints, a.Jobs, a.Events, a.API
 	live := make(chan bool, 16)
-	listenCtx, stopListening := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		(&postgres.RevocationListener{DB: db, Apply: e.Authn.Apply, Logger: logger, Live: func(ok bool) {
-			e.Authn.SetTrusted(ok)
-			select {
-			case live <- ok:
-			default:
-			}
-		}}).Run(listenCtx)
-	}()
-	t.Cleanup(func() { stopListening(); <-done })
+	a.Start(func(ok bool) {
+		select {
+		case live <- ok:
+		default:
+		}
+	})
+	t.Cleanup(a.Close)
 	e.Live = live
 	// The feed is live before the first request, as in production after start-up.
 	select {
@@ -263,18 +223,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	case <-time.After(10 * time.Second):
 		t.Fatal("testenv: revocation listener did not connect")
 	}
-	// The dashboard is mounted as serve mounts it, with its live updates.
-	e.Events = web.NewHub()
-	eventsCtx, stopEvents := context.WithCancel(context.Background())
-	eventsDone := make(chan struct{})
-	go func() {
-		defer close(eventsDone)
-		(&postgres.EventListener{DB: db, Publish: e.Events.Publish, Logger: logger}).Run(eventsCtx)
-	}()
-	t.Cleanup(func() { stopEvents(); <-eventsDone })
-	dash := web.New(web.Config{Events: e.Events, Endpoints: e.Endpoints, Auth: e.Auth, Authenticator: e.Authn, Orgs: e.Orgs, Voice: srv.Voice, PublicURL: e.URL,
-		Keys: web.SigningKeys(keys.Current, keys.Lookup), Logger: logger, DisableSignup: opts.DisableSignup})
-	ts.Config.Handler = web.Mount(srv.Handler(), dash)
+	ts.Config.Handler = a.Handler
 	voxhttp.ConfigureServer(ts.Config)
 	ts.Start()
 	t.Cleanup(ts.Close)
