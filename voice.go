@@ -18,7 +18,11 @@ type InboundEvent struct {
 	Provider  string // "vapi" or "twilio"
 	EventType string
 	DedupKey  string
-	Payload   json.RawMessage
+	// Payload is the raw payload (a Twilio form as a JSON object of value
+	// lists): the durable record.
+	Payload json.RawMessage
+	// Event is the payload decoded once, at ingestion; processing reads it.
+	Event *Event
 	// Route names what the org is found by: the org's own endpoint, or on the
 	// shared endpoints a provider's number id, an assistant id or an E.164
 	// number assigned by the operator; and for Twilio status callbacks, the

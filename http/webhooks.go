@@ -192,7 +192,7 @@ func (s *Server) handleVapi(w http.ResponseWriter, r *http.Request) error {
 			return voxanne.Errorf(voxanne.EINVALID, "message.call.id is required")
 		}
 		return s.store(w, r, voxanne.InboundEvent{Provider: "vapi", EventType: m.Type, DedupKey: src.dedup + "vapi:" + m.DedupKey(),
-			Payload: body, Route: route}, func() error { return writeJSON(w, http.StatusOK, map[string]bool{"received": true}) })
+			Payload: body, Event: webhook.VapiEvent(m), Route: route}, func() error { return writeJSON(w, http.StatusOK, map[string]bool{"received": true}) })
 	default:
 		s.outcome("vapi", "other", "ignored")
 		return writeJSON(w, http.StatusOK, map[string]bool{"received": true})
@@ -293,7 +293,8 @@ func (s *Server) twilio(kind string) func(http.ResponseWriter, *http.Request) er
 			return voxanne.Errorf(voxanne.EINVALID, "MessageSid (and MessageStatus for status callbacks) are required")
 		}
 		payload, _ := json.Marshal(form)
-		ev := voxanne.InboundEvent{Provider: "twilio", EventType: kind, Payload: payload, Route: voxanne.Route{OrgID: src.orgID}}
+		ev := voxanne.InboundEvent{Provider: "twilio", EventType: kind, Payload: payload, Event: webhook.TwilioEvent(kind, sms),
+			Route: voxanne.Route{OrgID: src.orgID}}
 		if kind == "sms" {
 			ev.DedupKey = src.dedup + "twilio:sms:" + sms.MessageSid
 			if e, ok := webhook.NormalizeE164(sms.To); ok {

@@ -1,6 +1,7 @@
 // Package jobs runs Voxanne's background work with River inside `voxanne
 // serve`: the worker that turns stored webhook events into calls, messages and
-// contacts, with retries and backoff.
+// contacts (Processor, the one place that decides what an event does), with
+// retries and backoff.
 package jobs
 
 import (
@@ -11,9 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver"
 
 	"github.com/voxanne/voxanne"
 )
@@ -69,8 +69,9 @@ type Runner struct {
 	insertOnly bool
 }
 
-// New builds the River client on pool with the event worker.
-func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
+// New builds the River client on driver (made by the postgres package) with
+// the event worker running p.
+func New(driver riverdriver.Driver[pgx.Tx], p EventProcessor, cfg Config) (*Runner, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 20
 	}
@@ -93,11 +94,21 @@ func New(pool *pgxpool.Pool, p EventProcessor, cfg Config) (*Runner, error) {
 		rc.FetchCooldown = 10 * time.Millisecond
 		rc.FetchPollInterval = 250 * time.Millisecond
 	}
-	c, err := river.NewClient(riverpgxv5.New(pool), rc)
+	c, err := river.NewClient(driver, rc)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	return &Runner{Client: c, insertOnly: cfg.InsertOnly}, nil
+}
+
+// EnqueueTx enqueues the processing job of a stored event inside tx, the
+// transaction that stored it, and returns the job's id.
+func (r *Runner) EnqueueTx(ctx context.Context, tx pgx.Tx, job voxanne.ProcessEventArgs) (int64, error) {
+	res, err := r.InsertTx(ctx, tx, job, nil)
+	if err != nil {
+		return 0, err
+	}
+	return res.Job.ID, nil
 }
 
 // Run works jobs until ctx ends, then stops gracefully: jobs in flight finish

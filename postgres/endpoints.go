@@ -15,7 +15,6 @@ import (
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth/token"
-	"github.com/voxanne/voxanne/webhook"
 )
 
 // Twilio auth tokens (and anything an org pastes as one) must be this long.
@@ -283,7 +282,7 @@ func (s *EndpointStore) Assign(ctx context.Context, a voxanne.PhoneAssignment) (
 	}
 	var e164 *string
 	if a.E164 != nil && strings.TrimSpace(*a.E164) != "" {
-		n, ok := webhook.NormalizeE164(*a.E164)
+		n, ok := voxanne.NormalizeE164(*a.E164)
 		if !ok {
 			return nil, voxanne.Errorf(voxanne.EINVALID, "e164 is not a valid phone number")
 		}

@@ -5,43 +5,36 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/voxanne/voxanne"
-	"github.com/voxanne/voxanne/webhook"
 )
 
-// JobInserter enqueues a job inside a caller's transaction, and drops jobs made
-// redundant (a River client).
-type JobInserter interface {
-	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-	JobDeleteMany(ctx context.Context, params *river.JobDeleteManyParams) (*river.JobDeleteManyResult, error)
-}
+// EnqueueFunc enqueues the processing job of a stored event inside the
+// transaction that stored it, returning the job's id (the job runner's
+// EnqueueTx).
+type EnqueueFunc func(ctx context.Context, tx pgx.Tx, job voxanne.ProcessEventArgs) (jobID int64, err error)
 
-// IngestStore stores verified webhook events and processes them into calls,
-// messages and contacts. Storing and routing use the service role (an event has
-// no org until it is routed); processing runs in the event's org through
-// InTenant, under row-level security.
+// IngestStore stores verified webhook events, each with its processing job,
+// routes them and answers the synchronous requests. Storing and routing use
+// the service role (an event has no org until it is routed). Processing the
+// stored events is the jobs package's, on EventStore.
 type IngestStore struct {
-	db   *DB
-	jobs JobInserter
+	db      *DB
+	enqueue EnqueueFunc
 }
 
 var _ voxanne.WebhookService = (*IngestStore)(nil)
 
-// NewIngestStore returns the ingest store; jobs enqueues the processing jobs.
-func NewIngestStore(db *DB, jobs JobInserter) *IngestStore { return &IngestStore{db: db, jobs: jobs} }
-
-// SetJobs sets the job inserter (the River client is made after the store, as
-// its workers call the store).
-func (s *IngestStore) SetJobs(j JobInserter) { s.jobs = j }
+// NewIngestStore returns the ingest store; enqueue enqueues the processing
+// jobs.
+func NewIngestStore(db *DB, enqueue EnqueueFunc) *IngestStore {
+	return &IngestStore{db: db, enqueue: enqueue}
+}
 
 func nullable(s string) *string {
 	if s == "" {
@@ -137,17 +130,24 @@ func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxan
 			return routed, false, err
 		}
 	}
+	var event []byte
+	if ev.Event != nil {
+		var err error
+		if event, err = json.Marshal(ev.Event); err != nil {
+			return voxanne.Routed{}, false, fmt.Errorf("store event: %w", err)
+		}
+	}
 	duplicate := false
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
 		var id int64
 		var org *string
 		// Routing happens inside the insert (one round trip fewer per event).
-		err := tx.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, status)
-			select $1, $2, $3, o.org_id, $4, case when o.org_id is null then 'unroutable' else 'pending' end
+		err := tx.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event, status)
+			select $1, $2, $3, o.org_id, $4, $9, case when o.org_id is null then 'unroutable' else 'pending' end
 			from (select coalesce(nullif($5, '')::uuid, (select org_id from route_phone_number($1, $6, $7, $8))) as org_id) o
 			on conflict (dedup_key) do nothing returning id, org_id::text`,
 			ev.Provider, ev.EventType, ev.DedupKey, ev.Payload, routed.OrgID,
-			nullable(ev.Route.ProviderNumberID), nullable(ev.Route.AssistantID), nullable(ev.Route.E164)).Scan(&id, &org)
+			nullable(ev.Route.ProviderNumberID), nullable(ev.Route.AssistantID), nullable(ev.Route.E164), event).Scan(&id, &org)
 		if errors.Is(err, pgx.ErrNoRows) {
 			duplicate = true
 			return nil
@@ -158,11 +158,11 @@ func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxan
 			return nil // unroutable: kept, attached to no org, never processed
 		}
 		routed.OrgID = *org
-		res, err := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: routed.OrgID}, nil)
+		jobID, err := s.enqueue(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: routed.OrgID})
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `update webhook_events set job_id = $2 where id = $1`, id, res.Job.ID)
+		_, err = tx.Exec(ctx, `update webhook_events set job_id = $2 where id = $1`, id, jobID)
 		return err
 	})
 	if err != nil {
@@ -181,7 +181,7 @@ func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxan
 // upsertContact finds or creates the contact of number in the org, returning its
 // id ("" when the number is not a valid E.164 number).
 func (s *IngestStore) upsertContact(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, number, name string, at time.Time) (string, error) {
-	e164, ok := webhook.NormalizeE164(number)
+	e164, ok := voxanne.NormalizeE164(number)
 	if !ok {
 		return "", nil
 	}
@@ -221,63 +221,64 @@ func (s *IngestStore) TakeMessage(ctx context.Context, org voxanne.Routed, calle
 	})
 }
 
-// batchSize bounds how many pending events of one org a job takes along.
+// batchSize bounds how many pending events of one org a batch takes along.
 const batchSize = 200
 
-// pendingEvent is a stored event waiting to be processed.
-type pendingEvent struct {
-	id            int64
-	provider, typ string
-	payload       []byte
-	jobID         int64
+// EventStore is the storage side of event processing: it loads an org's
+// pending events in batches and writes what processing makes of them, in the
+// org through InTenant, under row-level security. What an event does to calls,
+// messages and contacts is decided by its caller (the jobs package).
+type EventStore struct{ db *DB }
+
+// NewEventStore returns the event store.
+func NewEventStore(db *DB) *EventStore { return &EventStore{db: db} }
+
+// EventOrg returns the org of a stored event ("" when it has none or does not
+// exist): for jobs enqueued before the org travelled with them.
+func (s *EventStore) EventOrg(ctx context.Context, id int64) (string, error) {
+	var org *string
+	err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where id = $1`, id).Scan(&org)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && org == nil) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("load event %d: %w", id, err)
+	}
+	return *org, nil
 }
 
-// ProcessEvent turns a stored event into calls, messages and contacts, in the
-// event's org, together with up to batchSize-1 other pending events of that org
-// in one transaction whose statements are sent in one pipeline: under load,
-// many small transactions become few large ones. If the batch fails, each event
-// is retried alone in a savepoint, so a bad one is rolled back by itself,
-// counted and left pending; from then on only its own job (or a fresh one made
-// here) takes it, and River backs off its retries. Processing is idempotent: a
-// processed event is skipped, and an event is marked processed in the same
-// transaction as what it wrote.
-func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error {
-	if job.OrgID == "" {
-		// Jobs enqueued before the org travelled with them.
-		var org *string
-		err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where id = $1`, job.EventID).Scan(&org)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && org == nil) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("load event %d: %w", job.EventID, err)
-		}
-		job.OrgID = *org
-	}
-	// Under load most jobs find their event already done by an earlier batch:
-	// a single read answers that without a transaction or the org's lock.
+// EventPending reports whether a stored event still waits to be processed.
+// Under load most jobs find their event already done by an earlier batch: a
+// single read answers that without a transaction or the org's lock.
+func (s *EventStore) EventPending(ctx context.Context, id int64) (bool, error) {
 	var pending bool
-	if err := s.db.Auth.QueryRow(ctx, `select status = 'pending' from webhook_events where id = $1`, job.EventID).Scan(&pending); err != nil {
+	if err := s.db.Auth.QueryRow(ctx, `select status = 'pending' from webhook_events where id = $1`, id).Scan(&pending); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+			return false, nil
 		}
-		return fmt.Errorf("load event %d: %w", job.EventID, err)
+		return false, fmt.Errorf("load event %d: %w", id, err)
 	}
-	if !pending {
-		return nil
-	}
-	p := voxanne.Principal{OrgID: job.OrgID, Role: "service_role"}
-	var (
-		ownErr    error
-		redundant []int64 // jobs of other events this batch processed
-		retry     []int64 // other events this batch set aside as failing
-	)
+	return pending, nil
+}
+
+// ProcessBatch processes event eventID of org together with up to
+// batchSize-1 other pending events of that org, in one transaction whose
+// statements are sent in one pipeline: under load, many small transactions
+// become few large ones. apply turns each event into writes. If the batch
+// fails, each event is retried alone in a savepoint, so a bad one is rolled
+// back by itself, counted (attempts, last_error) and left pending; the result
+// names the failing events and the jobs made redundant, for the job queue.
+// Each event is marked processed in the same transaction as what it wrote. It
+// returns voxanne.ErrBusy when another batch of the org is running.
+func (s *EventStore) ProcessBatch(ctx context.Context, orgID string, eventID int64, apply voxanne.EventApplier) (voxanne.BatchResult, error) {
+	p := voxanne.Principal{OrgID: orgID, Role: "service_role"}
+	var res voxanne.BatchResult
 	err := s.db.InTenant(ctx, p, func(tx pgx.Tx) error {
 		// One batch per org at a time: batches of one org touch the same contacts
 		// and calls, and taking their row locks in event order would deadlock.
 		// Jobs of other orgs run in parallel; a job that found the org busy comes
 		// back shortly and usually finds its event processed by that batch.
 		var locked bool
-		if err := tx.QueryRow(ctx, `select pg_try_advisory_xact_lock(hashtextextended($1, 7))`, job.OrgID).Scan(&locked); err != nil {
+		if err := tx.QueryRow(ctx, `select pg_try_advisory_xact_lock(hashtextextended($1, 7))`, orgID).Scan(&locked); err != nil {
 			return err
 		}
 		if !locked {
@@ -292,96 +293,91 @@ func (s *IngestStore) ProcessEvent(ctx context.Context, job voxanne.ProcessEvent
 		if _, err := tx.Exec(ctx, `set local synchronous_commit = off`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `select id, provider, event_type, payload, coalesce(job_id, 0) from webhook_events
+		// The raw payload is read only for events stored without their decoded
+		// event (before it was kept).
+		rows, err := tx.Query(ctx, `select id, provider, event_type, event, case when event is null then payload end,
+				coalesce(job_id, 0) from webhook_events
 			where org_id = coalesce($1, org_id) and status = 'pending' and (id = $2 or attempts = 0)
-			order by id limit $3`, s.db.org(&p), job.EventID, batchSize)
+			order by id limit $3`, s.db.org(&p), eventID, batchSize)
 		if err != nil {
 			return err
 		}
 		events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (pendingEvent, error) {
 			var e pendingEvent
-			err := r.Scan(&e.id, &e.provider, &e.typ, &e.payload, &e.jobID)
+			var event []byte
+			err := r.Scan(&e.ID, &e.Provider, &e.Type, &event, &e.Payload, &e.jobID)
+			if err == nil && event != nil {
+				e.Event = new(voxanne.Event)
+				if jerr := json.Unmarshal(event, e.Event); jerr != nil {
+					// Left to apply, which decodes the payload instead.
+					e.Event = nil
+					e.Payload = nil
+				}
+			}
 			return e, err
 		})
 		if err != nil || len(events) == 0 {
 			return err
 		}
 		// Fast path: the whole batch in one pipeline.
-		if err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, events) }); err == nil {
+		if err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, events, apply) }); err == nil {
 			for _, e := range events {
-				if e.id != job.EventID && e.jobID != 0 {
-					redundant = append(redundant, e.jobID)
+				if e.ID != eventID && e.jobID != 0 {
+					res.Redundant = append(res.Redundant, e.jobID)
 				}
 			}
 			return nil
 		}
 		// Slow path: one savepoint per event, to find and set aside the bad ones.
 		for _, e := range events {
-			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, []pendingEvent{e}) })
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.runEvents(ctx, sp, &p, []pendingEvent{e}, apply) })
 			if err == nil {
 				continue
 			}
 			if _, uerr := tx.Exec(ctx, `update webhook_events set attempts = attempts + 1, last_error = left($3, 2000)
-				where org_id = coalesce($1, org_id) and id = $2`, s.db.org(&p), e.id, err.Error()); uerr != nil {
+				where org_id = coalesce($1, org_id) and id = $2`, s.db.org(&p), e.ID, err.Error()); uerr != nil {
 				return uerr
 			}
-			if e.id == job.EventID {
-				ownErr = fmt.Errorf("process event %d: %w", e.id, err)
+			if e.ID == eventID {
+				res.Err = fmt.Errorf("process event %d: %w", e.ID, err)
 			} else {
-				retry = append(retry, e.id)
+				res.Retry = append(res.Retry, e.ID)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return voxanne.BatchResult{}, err
 	}
-	if len(retry) > 0 {
-		// The failing events' own jobs may have finished already (as no-ops while
-		// this batch held them): make sure each has one that retries it. The
-		// service role enqueues; the tenant role has no access to River's tables.
-		err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-			for _, id := range retry {
-				if _, err := s.jobs.InsertTx(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: job.OrgID}, nil); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("requeue failing events: %w", err)
-		}
-	}
-	if len(redundant) > 0 {
-		// The other events' jobs have nothing left to do: drop those not yet
-		// started, so the queue does not churn through no-ops. Best effort: a job
-		// left behind finds its event processed and ends at once.
-		_, _ = s.jobs.JobDeleteMany(ctx, river.NewJobDeleteManyParams().IDs(redundant...).First(len(redundant)).
-			States(rivertype.JobStateAvailable, rivertype.JobStateScheduled, rivertype.JobStateRetryable))
-	}
-	return ownErr
+	return res, nil
 }
 
-// eventBatch collects the statements of a batch of events. Contacts are
-// upserted once per batch, before the statements that refer to them, and in
-// number order; their call and message counts are recounted once at the end.
+// pendingEvent is a stored event waiting to be processed, with its job.
+type pendingEvent struct {
+	voxanne.StoredEvent
+	jobID int64
+}
+
+// eventBatch collects the statements of a batch of events (the
+// voxanne.EventWrites processing fills). Contacts are upserted once per batch,
+// before the statements that refer to them, and in number order; their call
+// and message counts are recounted once at the end.
 type eventBatch struct {
+	db       *DB
+	p        *voxanne.Principal
 	stmts    pgx.Batch
 	contacts map[string]*batchContact
 }
+
+var _ voxanne.EventWrites = (*eventBatch)(nil)
 
 type batchContact struct {
 	name        string
 	first, last time.Time
 }
 
-// contact notes the contact of number and returns its E.164 form ("" when it is
-// not a valid number: no contact).
-func (b *eventBatch) contact(number, name string, at time.Time) string {
-	e164, ok := webhook.NormalizeE164(number)
-	if !ok {
-		return ""
-	}
+// Contact notes the contact of the E.164 number e164.
+func (b *eventBatch) Contact(e164, name string, at time.Time) {
 	c := b.contacts[e164]
 	if c == nil {
 		c = &batchContact{first: at, last: at}
@@ -396,26 +392,18 @@ func (b *eventBatch) contact(number, name string, at time.Time) string {
 	if at.After(c.last) {
 		c.last = at
 	}
-	return e164
 }
 
-// runEvents sends every statement of events, and marks them processed, in one
-// pipeline.
-func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, events []pendingEvent) error {
-	b := &eventBatch{contacts: map[string]*batchContact{}}
+// runEvents applies events, sends every statement they made, and marks them
+// processed, in one pipeline.
+func (s *EventStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Principal, events []pendingEvent, apply voxanne.EventApplier) error {
+	b := &eventBatch{db: s.db, p: p, contacts: map[string]*batchContact{}}
 	ids := make([]int64, 0, len(events))
 	for _, e := range events {
-		var err error
-		switch e.provider {
-		case "vapi":
-			err = s.queueVapi(b, p, e.payload)
-		case "twilio":
-			err = s.queueTwilio(b, p, e.typ, e.payload)
+		if err := apply(ctx, b, e.StoredEvent); err != nil {
+			return fmt.Errorf("event %d: %w", e.ID, err)
 		}
-		if err != nil {
-			return fmt.Errorf("event %d: %w", e.id, err)
-		}
-		ids = append(ids, e.id)
+		ids = append(ids, e.ID)
 	}
 	numbers := make([]string, 0, len(b.contacts))
 	for n := range b.contacts {
@@ -451,51 +439,9 @@ func (s *IngestStore) runEvents(ctx context.Context, tx pgx.Tx, p *voxanne.Princ
 // upserted first in a batch).
 const contactOf = `(select id from contacts where org_id = coalesce($1, org_id) and phone_number = $%d)`
 
-func (s *IngestStore) queueVapi(b *eventBatch, p *voxanne.Principal, payload []byte) error {
-	m, err := webhook.ParseVapi(payload)
-	if err != nil {
-		return fmt.Errorf("decode stored vapi event: %w", err)
-	}
-	status, rank := "", 0
-	switch m.Type {
-	case "status-update":
-		status = m.Status
-		rank = voxanne.CallStatusRank[status]
-	case "end-of-call-report":
-		status, rank = "ended", voxanne.CallStatusRank["ended"]
-	}
-	at := m.Timestamp
-	if at.IsZero() {
-		at = time.Now()
-	}
-	customer := m.Customer
-	if customer.Number == "" {
-		customer = m.Call.Customer
-	}
-	e164 := b.contact(customer.Number, customer.Name, at)
-	ours := m.PhoneNumber.Number
-	from, to := customer.Number, ours
-	if m.Direction() == "outbound" {
-		from, to = ours, customer.Number
-	}
-	startedAt, endedAt := m.StartedAt, m.EndedAt
-	if startedAt.IsZero() {
-		startedAt = m.Call.StartedAt
-	}
-	if endedAt.IsZero() {
-		endedAt = m.Call.EndedAt
-	}
-	cost := m.Cost
-	if cost == nil {
-		cost = m.Call.Cost
-	}
-	// A call is created when the provider created it (call.createdAt), so lists
-	// and stats follow the calls' own times.
-	createdAt := m.Call.CreatedAt
-	if createdAt.IsZero() || createdAt.After(time.Now()) {
-		createdAt = time.Now()
-	}
-	// The call's upsert never moves it back to an earlier status.
+// UpsertCall queues the upsert of a call; it never moves the call back to an
+// earlier status.
+func (b *eventBatch) UpsertCall(c voxanne.CallWrite) {
 	b.stmts.Queue(fmt.Sprintf(`insert into calls (org_id, provider_call_id, direction, status, status_rank, from_number, to_number,
 			contact_id, assistant_id, phone_number_id, started_at, ended_at, duration_seconds, ended_reason, cost_usd,
 			summary, success_evaluation, transcript, messages, structured_data, recording_url, created_at)
@@ -523,12 +469,11 @@ func (s *IngestStore) queueVapi(b *eventBatch, p *voxanne.Principal, payload []b
 			structured_data = coalesce(excluded.structured_data, calls.structured_data),
 			recording_url = coalesce(excluded.recording_url, calls.recording_url),
 			updated_at = now()`, 9),
-		s.db.org(p), p.OrgID, m.CallID(), nullable(m.Direction()), status, rank, nullable(from), nullable(to), e164,
-		nullable(m.AssistantID()), m.PhoneNumberID(), timeOrNil(startedAt), timeOrNil(endedAt), m.DurationSeconds(),
-		nullable(m.EndedReason), cost, nullable(m.Analysis.Summary), nullable(m.Analysis.SuccessEvaluation),
-		nullable(m.Artifact.Transcript), jsonOrNil(m.Artifact.Messages), jsonOrNil(m.Analysis.StructuredData),
-		nullable(m.Artifact.RecordingURL), createdAt)
-	return nil
+		b.db.org(b.p), b.p.OrgID, c.ProviderCallID, nullable(c.Direction), c.Status, c.StatusRank, nullable(c.From), nullable(c.To),
+		c.ContactNumber, nullable(c.AssistantID), c.ProviderPhoneNumberID, timeOrNil(c.StartedAt), timeOrNil(c.EndedAt),
+		c.DurationSeconds, nullable(c.EndedReason), c.CostUSD, nullable(c.Summary), nullable(c.SuccessEvaluation),
+		nullable(c.Transcript), jsonOrNil(c.Messages), jsonOrNil(c.StructuredData),
+		nullable(c.RecordingURL), c.CreatedAt)
 }
 
 func timeOrNil(t time.Time) *time.Time {
@@ -554,40 +499,21 @@ const insertMessage = `insert into messages (org_id, provider_message_id, direct
 		(select id from contacts where org_id = coalesce($1, org_id) and phone_number = $11))
 	on conflict (org_id, provider_message_id) do nothing`
 
-func (s *IngestStore) queueTwilio(b *eventBatch, p *voxanne.Principal, typ string, payload []byte) error {
-	var form url.Values
-	if err := json.Unmarshal(payload, &form); err != nil {
-		return fmt.Errorf("decode stored twilio event: %w", err)
+// InsertMessage queues the insert of a message unless its id is known.
+func (b *eventBatch) InsertMessage(m voxanne.MessageWrite) {
+	media := m.Media
+	if media == nil {
+		media = []voxanne.Media{}
 	}
-	sms, err := webhook.ParseTwilioSMS(form)
-	if err != nil {
-		return fmt.Errorf("decode stored twilio event: %w", err)
-	}
-	now := time.Now()
-	if typ == "sms" {
-		e164 := b.contact(sms.From, "", now)
-		media := make([]voxanne.Media, 0, len(sms.Media))
-		for _, m := range sms.Media {
-			media = append(media, voxanne.Media{URL: m.URL, ContentType: m.ContentType})
-		}
-		st := sms.MessageStatus
-		if st == "" {
-			st = "received"
-		}
-		b.stmts.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "inbound", nullable(sms.From), nullable(sms.To),
-			sms.Body, st, webhook.StatusRank(st), media, e164)
-		return nil
-	}
-	// A status callback moves the message forward only. A message not seen
-	// before (sent by another system) is recorded as outbound.
-	rank := webhook.StatusRank(sms.MessageStatus)
+	b.stmts.Queue(insertMessage, b.db.org(b.p), b.p.OrgID, m.ProviderMessageID, m.Direction, nullable(m.From), nullable(m.To),
+		m.Body, m.Status, m.StatusRank, media, m.ContactNumber)
+}
+
+// AdvanceMessage queues moving a message forward to status.
+func (b *eventBatch) AdvanceMessage(sid, status string, rank int) {
 	b.stmts.Queue(`update messages set status = $3, status_rank = $4, updated_at = now()
 		where org_id = coalesce($1, org_id) and provider_message_id = $2 and status_rank < $4`,
-		s.db.org(p), sms.MessageSid, sms.MessageStatus, rank)
-	e164 := b.contact(sms.To, "", now)
-	b.stmts.Queue(insertMessage, s.db.org(p), p.OrgID, sms.MessageSid, "outbound", nullable(sms.From), nullable(sms.To),
-		sms.Body, sms.MessageStatus, rank, []voxanne.Media{}, e164)
-	return nil
+		b.db.org(b.p), sid, status, rank)
 }
 
 // JobCounts counts background jobs by state.

@@ -6,27 +6,25 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/jobs"
 	"github.com/voxanne/voxanne/postgres"
 )
 
-// jobRecorder stands in for River's client: it records the jobs enqueued, in
-// the caller's transaction, as River would insert them.
+// jobRecorder stands in for River's client: it records the jobs enqueued.
 type jobRecorder struct{ args []voxanne.ProcessEventArgs }
 
-func (j *jobRecorder) InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, _ *river.InsertOpts) (*rivertype.JobInsertResult, error) {
-	// Touch River's table through the same transaction, as River does: this is
-	// where a role without access would fail.
-	if _, err := tx.Exec(ctx, "select count(*) from river_job"); err != nil {
-		return nil, err
+func (j *jobRecorder) InsertMany(_ context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	var out []*rivertype.JobInsertResult
+	for _, p := range params {
+		j.args = append(j.args, p.Args.(voxanne.ProcessEventArgs))
+		out = append(out, &rivertype.JobInsertResult{Job: &rivertype.JobRow{ID: int64(len(j.args))}})
 	}
-	j.args = append(j.args, args.(voxanne.ProcessEventArgs))
-	return &rivertype.JobInsertResult{Job: &rivertype.JobRow{ID: int64(len(j.args))}}, nil
+	return out, nil
 }
 
 func (j *jobRecorder) JobDeleteMany(context.Context, *river.JobDeleteManyParams) (*river.JobDeleteManyResult, error) {
@@ -34,7 +32,9 @@ func (j *jobRecorder) JobDeleteMany(context.Context, *river.JobDeleteManyParams)
 }
 
 // A bad event in a batch is set aside alone: the good ones commit, the bad one
-// records its attempt and error and gets a job of its own to retry it.
+// records its attempt and error and gets a job of its own to retry it. Both
+// events were stored without a decoded event (as before ingestion kept one),
+// so processing decodes their payloads.
 func TestBatchSetsABadEventAside(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
@@ -42,8 +42,8 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 	if _, err := db.Owner.Exec(ctx, `insert into phone_numbers (org_id, e164, provider) values ($1, '+14155550199', 'twilio')`, org); err != nil {
 		t.Fatal(err)
 	}
-	jobs := &jobRecorder{}
-	s := postgres.NewIngestStore(db, jobs)
+	queue := &jobRecorder{}
+	s := &jobs.Processor{Store: postgres.NewEventStore(db), Queue: queue}
 	good := url.Values{"MessageSid": {"SMgood"}, "From": {"+14155551234"}, "To": {"+14155550199"}, "Body": {"hi"}}
 	goodJSON, _ := jsonOf(good)
 	var goodID, badID int64
@@ -69,8 +69,8 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 	if goodStatus != "processed" || badStatus != "pending" || attempts != 1 || lastErr == nil {
 		t.Fatalf("good %s, bad %s attempts %d error %v", goodStatus, badStatus, attempts, lastErr)
 	}
-	if len(jobs.args) != 1 || jobs.args[0].EventID != badID {
-		t.Fatalf("requeued %+v, want a job for the bad event", jobs.args)
+	if len(queue.args) != 1 || queue.args[0].EventID != badID {
+		t.Fatalf("requeued %+v, want a job for the bad event", queue.args)
 	}
 	var n int
 	if err := db.Owner.QueryRow(ctx, `select count(*) from messages where provider_message_id = 'SMgood'`).Scan(&n); err != nil || n != 1 {
@@ -83,3 +83,33 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 }
 
 func jsonOf(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Processing reads the event decoded at ingestion, not the raw payload: an
+// event whose payload could not be decoded again is processed all the same.
+func TestProcessingReadsTheDecodedEvent(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	_, org := signUp(t, db, "decoded@example.com")
+	ev, err := json.Marshal(voxanne.Event{Message: &voxanne.MessageEvent{Kind: "sms", ProviderMessageID: "SMdecoded",
+		From: "(415) 555-1234", To: "+14155550199", Body: "hello", Status: "received", StatusRank: 7, Media: []voxanne.Media{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id int64
+	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event)
+		values ('twilio', 'sms', 'decoded', $1, '"not a form"', $2) returning id`, org, ev).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	p := &jobs.Processor{Store: postgres.NewEventStore(db), Queue: &jobRecorder{}}
+	if err := p.ProcessEvent(ctx, voxanne.ProcessEventArgs{EventID: id, OrgID: org}); err != nil {
+		t.Fatal(err)
+	}
+	var body, contact string
+	if err := db.Owner.QueryRow(ctx, `select m.body, c.phone_number from messages m join contacts c on c.id = m.contact_id
+		where m.provider_message_id = 'SMdecoded'`).Scan(&body, &contact); err != nil {
+		t.Fatal(err)
+	}
+	if body != "hello" || contact != "+14155551234" {
+		t.Fatalf("message %q from contact %q", body, contact)
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/voxanne/voxanne"
-	"github.com/voxanne/voxanne/webhook"
 )
 
 // Limits of the voice lists and of editable contact fields.
@@ -544,7 +543,7 @@ func (s *VoiceStore) AddPhoneNumber(ctx context.Context, p *voxanne.Principal, n
 	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
 		return nil, err
 	}
-	e164, ok := webhook.NormalizeE164(n.E164)
+	e164, ok := voxanne.NormalizeE164(n.E164)
 	if !ok {
 		return nil, voxanne.Errorf(voxanne.EINVALID, "e164 is not a valid phone number")
 	}

@@ -1,0 +1,1 @@
+alter table webhook_events drop column event;
