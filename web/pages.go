@@ -807,7 +807,9 @@ var auditActions = []string{voxanne.AuditSignIn, voxanne.AuditSignOut, voxanne.A
 	voxanne.AuditRoleChanged, voxanne.AuditInviteRevoked, voxanne.AuditCrossTenant, voxanne.AuditTranscriptRead}
 
 type auditData struct {
-	Entries  []voxanne.AuditEntry
+	Entries []voxanne.AuditEntry
+	// Actors names the members among the entries' actors.
+	Actors   map[string]string
 	Action   string
 	Actions  []string
 	Pager    pager
@@ -846,6 +848,14 @@ func (h *Handler) audit(q *req) error {
 		next = strconv.FormatInt(entries[pageSize-1].Seq, 10)
 	}
 	d.Entries, d.Pager = entries, newPager(q.r, next)
+	members, err := h.cfg.Orgs.Members(q.r.Context(), q.p)
+	if err != nil {
+		return err
+	}
+	d.Actors = map[string]string{}
+	for _, m := range members {
+		d.Actors[m.UserID] = m.Email
+	}
 	if v.Get("verify") == "1" {
 		ok, n, err := h.cfg.Orgs.VerifyAuditLog(q.r.Context(), q.p)
 		if err != nil {
