@@ -35,6 +35,8 @@ type Error struct {
 	Err error
 }
 
+// Error returns the code and message, and the wrapped error when there is one:
+// for logs, never for the caller (the HTTP layer shows Message only).
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
@@ -42,6 +44,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", e.Code, e.Message)
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Errorf returns an *Error with the given code and a formatted message.

@@ -8,8 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/voxanne/voxanne"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Pinger is a database that can say whether it answers.
@@ -19,7 +17,7 @@ type Pinger interface {
 
 // PoolStater exposes pool statistics for the health details.
 type PoolStater interface {
-	TenantStat() *pgxpool.Stat
+	TenantStat() voxanne.PoolStat
 }
 
 // DatabaseCheck reports the database's latency, and fails while it is unreachable.
@@ -35,8 +33,8 @@ func DatabaseCheck(db Pinger) Check {
 		}
 		if ps, ok := db.(PoolStater); ok {
 			st := ps.TenantStat()
-			details["pool_total"] = st.TotalConns()
-			details["pool_idle"] = st.IdleConns()
+			details["pool_total"] = st.Total
+			details["pool_idle"] = st.Idle
 		}
 		return details, nil
 	}
@@ -62,13 +60,13 @@ func JobsCheck(counts func(context.Context) (voxanne.JobCounts, error), unroutab
 
 // poolCollector exports database pool statistics to Prometheus.
 type poolCollector struct {
-	stats              func() map[string]*pgxpool.Stat
+	stats              func() map[string]voxanne.PoolStat
 	total, idle, inUse *prometheus.Desc
 	acquires, waits    *prometheus.Desc
 	waitSeconds        *prometheus.Desc
 }
 
-func newPoolCollector(stats func() map[string]*pgxpool.Stat) *poolCollector {
+func newPoolCollector(stats func() map[string]voxanne.PoolStat) *poolCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, []string{"pool"}, nil)
 	}
@@ -90,11 +88,11 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, st := range c.stats() {
-		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(st.TotalConns()), name)
-		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(st.IdleConns()), name)
-		ch <- prometheus.MustNewConstMetric(c.inUse, prometheus.GaugeValue, float64(st.AcquiredConns()), name)
-		ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.AcquireCount()), name)
-		ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(st.EmptyAcquireCount()), name)
-		ch <- prometheus.MustNewConstMetric(c.waitSeconds, prometheus.CounterValue, st.AcquireDuration().Seconds(), name)
+		ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(st.Total), name)
+		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, float64(st.Idle), name)
+		ch <- prometheus.MustNewConstMetric(c.inUse, prometheus.GaugeValue, float64(st.Acquired), name)
+		ch <- prometheus.MustNewConstMetric(c.acquires, prometheus.CounterValue, float64(st.Acquires), name)
+		ch <- prometheus.MustNewConstMetric(c.waits, prometheus.CounterValue, float64(st.EmptyAcquires), name)
+		ch <- prometheus.MustNewConstMetric(c.waitSeconds, prometheus.CounterValue, st.AcquireWait.Seconds(), name)
 	}
 }

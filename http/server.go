@@ -18,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -72,7 +70,7 @@ type Server struct {
 	// Jobs counts background jobs for /metrics.
 	Jobs func(context.Context) (voxanne.JobCounts, error)
 	// Pools, when set, exports the database pools' statistics in /metrics.
-	Pools func() map[string]*pgxpool.Stat
+	Pools func() map[string]voxanne.PoolStat
 	// ReportError, when set, receives every unexpected failure (a 500 or a
 	// panic), for example to send it to Sentry.
 	ReportError func(ctx context.Context, requestID string, err error)

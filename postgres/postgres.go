@@ -266,10 +266,16 @@ func mapError(op string, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// TenantStat returns the tenant pool's statistics.
-func (db *DB) TenantStat() *pgxpool.Stat { return db.Tenant.Stat() }
+// TenantStat returns the tenant pool's statistics, for /health.
+func (db *DB) TenantStat() voxanne.PoolStat { return poolStat(db.Tenant.Stat()) }
 
 // PoolStats returns each pool's statistics by role name, for /metrics.
-func (db *DB) PoolStats() map[string]*pgxpool.Stat {
-	return map[string]*pgxpool.Stat{"owner": db.Owner.Stat(), "auth": db.Auth.Stat(), "tenant": db.Tenant.Stat()}
+func (db *DB) PoolStats() map[string]voxanne.PoolStat {
+	return map[string]voxanne.PoolStat{"owner": poolStat(db.Owner.Stat()),
+		"auth": poolStat(db.Auth.Stat()), "tenant": poolStat(db.Tenant.Stat())}
+}
+
+func poolStat(s *pgxpool.Stat) voxanne.PoolStat {
+	return voxanne.PoolStat{Total: s.TotalConns(), Idle: s.IdleConns(), Acquired: s.AcquiredConns(),
+		Acquires: s.AcquireCount(), EmptyAcquires: s.EmptyAcquireCount(), AcquireWait: s.AcquireDuration()}
 }
