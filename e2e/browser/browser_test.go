@@ -176,7 +176,7 @@ type tab struct {
 func (s *server) tab(t *testing.T) *tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser(t), chromedp.WithNewBrowserContext())
-	ctx, cancelTimeout := context.WithTimeout(ctx, 40*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancel() })
 	rec := &record{statuses: map[string]int64{}}
 	if err := chromedp.Listen(ctx, rec.add); err != nil {
