@@ -170,7 +170,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, q *req, err error
 	case voxanne.ECONFLICT:
 		h.renderErrorFor(w, r, q, http.StatusConflict, "That did not work", message(err))
 	case voxanne.ERATELIMIT:
-		h.renderErrorFor(w, r, q, http.StatusTooManyRequests, "Too many attempts", "Wait a few minutes and try again.")
+		w.Header().Set("Retry-After", "5")
+		h.renderErrorFor(w, r, q, http.StatusTooManyRequests, "Too many requests at once", "Wait a moment and try again.")
 	case voxanne.EUNAVAILABLE:
 		w.Header().Set("Retry-After", "5")
 		h.renderErrorFor(w, r, q, http.StatusServiceUnavailable, "Temporarily unavailable", "Try again in a moment.")
