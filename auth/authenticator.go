@@ -21,8 +21,8 @@ import (
 // Errors of Authenticate; the HTTP layer maps them to 401 bad_jwt and 401
 // session_revoked.
 var (
-	ErrBadToken = &voxanne.Error{Code: voxanne.EUNAUTHORIZED, Reason: "bad_jwt", Message: "invalid JWT: unable to parse or verify signature, token is expired or invalid"}
-	ErrRevoked  = &voxanne.Error{Code: voxanne.EUNAUTHORIZED, Reason: "session_revoked", Message: "the session was logged out or the membership changed: refresh the session"}
+	ErrBadToken = &voxanne.Error{Code: voxanne.EUNAUTHORIZED, Reason: voxanne.ReasonBadJWT, Message: "invalid JWT: unable to parse or verify signature, token is expired or invalid"}
+	ErrRevoked  = &voxanne.Error{Code: voxanne.EUNAUTHORIZED, Reason: voxanne.ReasonSessionRevoked, Message: "the session was logged out or the membership changed: refresh the session"}
 )
 
 // StateChecker checks a verified token against the database: its session is

@@ -72,10 +72,10 @@ func (s *Server) apiAnyOrg(h func(http.ResponseWriter, *http.Request, *voxanne.P
 func (s *Server) apiFor(anyOrg bool, h func(http.ResponseWriter, *http.Request, *voxanne.Principal) error) func(http.ResponseWriter, *http.Request) error {
 	return s.withToken(func(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
 		if p.Role != "authenticated" {
-			return voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "bad_jwt", "a user access token is required")
+			return voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, voxanne.ReasonBadJWT, "a user access token is required")
 		}
 		if p.OrgID == "" && !anyOrg {
-			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, "no_active_org",
+			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, voxanne.ReasonNoActiveOrg,
 				"the session has no active organization: create one, accept an invitation or switch to one")
 		}
 		s.noteOrgSpoof(r, p)

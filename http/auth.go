@@ -31,7 +31,8 @@ const apiVersionHeader = "X-Supabase-Api-Version"
 
 // unprocessable are the auth error codes GoTrue answers with 422.
 var unprocessable = map[string]bool{
-	"user_already_exists": true, "weak_password": true, "signup_disabled": true, "email_exists": true,
+	voxanne.ReasonUserAlreadyExists: true, voxanne.ReasonWeakPassword: true,
+	voxanne.ReasonSignupDisabled: true, voxanne.ReasonEmailExists: true,
 }
 
 // authStatus maps an error to GoTrue's status and error code.
@@ -111,7 +112,7 @@ func (s *Server) registerAuth() {
 	s.authRoute("PUT /auth/v1/admin/users/{id}", s.admin(s.handleAdminUpdateUser))
 	s.authRoute("DELETE /auth/v1/admin/users/{id}", s.admin(s.handleAdminDeleteUser))
 	s.authRoute("/auth/v1/", func(w http.ResponseWriter, r *http.Request) error {
-		return voxanne.ReasonErrorf(voxanne.ENOTFOUND, "not_found", "no such auth endpoint")
+		return voxanne.ReasonErrorf(voxanne.ENOTFOUND, voxanne.ReasonNotFound, "no such auth endpoint")
 	})
 }
 
@@ -120,19 +121,19 @@ func (s *Server) registerAuth() {
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return voxanne.ReasonErrorf(voxanne.EINVALID, "bad_json", "the body must be application/json")
+			return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonBadJSON, "the body must be application/json")
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return voxanne.ReasonErrorf(voxanne.ETOOLARGE, "request_entity_too_large", "the body is larger than %d bytes", maxBody)
+			return voxanne.ReasonErrorf(voxanne.ETOOLARGE, voxanne.ReasonTooLarge, "the body is larger than %d bytes", maxBody)
 		}
-		return voxanne.ReasonErrorf(voxanne.EINVALID, "bad_json", "could not read the body")
+		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonBadJSON, "could not read the body")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return voxanne.ReasonErrorf(voxanne.EINVALID, "bad_json", "could not parse the request body as JSON")
+		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonBadJSON, "could not parse the request body as JSON")
 	}
 	return nil
 }
@@ -154,7 +155,7 @@ func reserveLimit(w http.ResponseWriter, l *limiter, key string) (func(), error)
 	ok, wait, refund := l.reserve(key)
 	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		return nil, voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit", "Request rate limit reached")
+		return nil, voxanne.ReasonErrorf(voxanne.ERATELIMIT, voxanne.ReasonRateLimited, "Request rate limit reached")
 	}
 	return refund, nil
 }
@@ -235,7 +236,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, sess)
 	default:
-		return voxanne.ReasonErrorf(voxanne.EINVALID, "validation_failed", "unsupported grant_type: use password or refresh_token")
+		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonValidationFailed, "unsupported grant_type: use password or refresh_token")
 	}
 }
 
@@ -244,13 +245,13 @@ func bearer(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
-		return "", voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "no_authorization", "This endpoint requires a Bearer token")
+		return "", voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, voxanne.ReasonNoAuthorization, "This endpoint requires a Bearer token")
 	}
 	return strings.TrimSpace(tok), nil
 }
 
 // errSessionNotFound is GoTrue's answer for a token whose session is gone.
-var errSessionNotFound = voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "session_not_found",
+var errSessionNotFound = voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, voxanne.ReasonSessionNotFound,
 	"Session from session_id claim in JWT does not exist")
 
 // authenticate verifies the request's bearer token and its session through the
@@ -276,7 +277,7 @@ func (s *Server) userPrincipal(r *http.Request) (*voxanne.Principal, error) {
 		return nil, err
 	}
 	if p.Role != "authenticated" || p.UserID == "" {
-		return nil, voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "bad_jwt", "a user access token is required")
+		return nil, voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, voxanne.ReasonBadJWT, "a user access token is required")
 	}
 	return p, nil
 }
@@ -309,10 +310,10 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if len(in.AppMetadata) > 0 && string(in.AppMetadata) != "null" {
-		return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, "not_admin", "User not allowed to change app_metadata")
+		return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, voxanne.ReasonNotAdmin, "User not allowed to change app_metadata")
 	}
 	if (in.Email != nil && *in.Email != "" && !strings.EqualFold(*in.Email, p.Email)) || (in.Phone != nil && *in.Phone != "") {
-		return voxanne.ReasonErrorf(voxanne.EINVALID, "validation_failed", "changing the email or phone is not supported")
+		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonValidationFailed, "changing the email or phone is not supported")
 	}
 	if in.Password != nil && *in.Password != "" {
 		if err := rateLimit(w, s.limits.passwordChange, p.UserID); err != nil {
@@ -353,7 +354,7 @@ func (s *Server) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	// nothing about that.
 	if ok, wait, _ := s.limits.recoverEmail.reserve(limitKey(in.Email)); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		return voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_email_send_rate_limit",
+		return voxanne.ReasonErrorf(voxanne.ERATELIMIT, voxanne.ReasonOverEmailSendRateLimit,
 			"For security purposes, you can only request this after %d seconds.", int(wait.Seconds())+1)
 	}
 	if err := s.Auth.Recover(r.Context(), in.Email, clientInfo(s, r)); err != nil {
@@ -477,7 +478,7 @@ func (s *Server) admin(h func(http.ResponseWriter, *http.Request) error) func(ht
 			return err
 		}
 		if p.Role != "service_role" {
-			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, "not_admin", "User not allowed")
+			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, voxanne.ReasonNotAdmin, "User not allowed")
 		}
 		return h(w, r)
 	}
@@ -500,7 +501,7 @@ func pathUUID(r *http.Request, name string) (string, error) {
 	v := r.PathValue(name)
 	u, err := uuid.Parse(v)
 	if err != nil || len(v) != 36 {
-		return "", voxanne.ReasonErrorf(voxanne.EINVALID, "validation_failed", "%s must be a UUID", name)
+		return "", voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonValidationFailed, "%s must be a UUID", name)
 	}
 	return u.String(), nil
 }

@@ -13,15 +13,15 @@ var apiCodes = map[string]struct {
 	status int
 	code   string
 }{
-	voxanne.EINVALID:      {http.StatusBadRequest, "validation_failed"},
-	voxanne.EUNAUTHORIZED: {http.StatusUnauthorized, "bad_jwt"},
-	voxanne.EFORBIDDEN:    {http.StatusForbidden, "forbidden"},
-	voxanne.ENOTFOUND:     {http.StatusNotFound, "not_found"},
-	voxanne.ECONFLICT:     {http.StatusConflict, "conflict"},
-	voxanne.ETOOLARGE:     {http.StatusRequestEntityTooLarge, "request_entity_too_large"},
-	voxanne.ERATELIMIT:    {http.StatusTooManyRequests, "over_request_rate_limit"},
-	voxanne.EUNAVAILABLE:  {http.StatusServiceUnavailable, "service_unavailable"},
-	voxanne.EINTERNAL:     {http.StatusInternalServerError, "unexpected_failure"},
+	voxanne.EINVALID:      {http.StatusBadRequest, voxanne.ReasonValidationFailed},
+	voxanne.EUNAUTHORIZED: {http.StatusUnauthorized, voxanne.ReasonBadJWT},
+	voxanne.EFORBIDDEN:    {http.StatusForbidden, voxanne.ReasonForbidden},
+	voxanne.ENOTFOUND:     {http.StatusNotFound, voxanne.ReasonNotFound},
+	voxanne.ECONFLICT:     {http.StatusConflict, voxanne.ReasonConflict},
+	voxanne.ETOOLARGE:     {http.StatusRequestEntityTooLarge, voxanne.ReasonTooLarge},
+	voxanne.ERATELIMIT:    {http.StatusTooManyRequests, voxanne.ReasonRateLimited},
+	voxanne.EUNAVAILABLE:  {http.StatusServiceUnavailable, voxanne.ReasonUnavailable},
+	voxanne.EINTERNAL:     {http.StatusInternalServerError, voxanne.ReasonUnexpected},
 }
 
 // apiError returns the status, wire code and caller-safe message for err.

@@ -67,7 +67,7 @@ func (g *orgGate) enter(w http.ResponseWriter, org string) (func(), error) {
 	defer g.mu.Unlock()
 	if g.busy[org] >= g.max {
 		w.Header().Set("Retry-After", strconv.Itoa(1))
-		return nil, voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit",
+		return nil, voxanne.ReasonErrorf(voxanne.ERATELIMIT, voxanne.ReasonRateLimited,
 			"this organization already runs %d such requests; retry shortly", g.max)
 	}
 	g.busy[org]++

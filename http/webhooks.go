@@ -115,20 +115,20 @@ func (s *Server) rejected(r *http.Request, provider, typ string, reason error) e
 // by its Content-Length before anything is read, or cut off while reading.
 func readWebhookBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if r.ContentLength > maxWebhookBody {
-		return nil, voxanne.ReasonErrorf(voxanne.ETOOLARGE, "request_entity_too_large", "the body is larger than 5 MiB")
+		return nil, voxanne.ReasonErrorf(voxanne.ETOOLARGE, voxanne.ReasonTooLarge, "the body is larger than 5 MiB")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, voxanne.ReasonErrorf(voxanne.ETOOLARGE, "request_entity_too_large", "the body is larger than 5 MiB")
+			return nil, voxanne.ReasonErrorf(voxanne.ETOOLARGE, voxanne.ReasonTooLarge, "the body is larger than 5 MiB")
 		}
 		return nil, voxanne.Errorf(voxanne.EINVALID, "could not read the body")
 	}
 	return body, nil
 }
 
-var errBadSignature = voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, "invalid_signature", "the webhook signature is missing or invalid")
+var errBadSignature = voxanne.ReasonErrorf(voxanne.EUNAUTHORIZED, voxanne.ReasonInvalidSignature, "the webhook signature is missing or invalid")
 
 func (s *Server) outcome(provider, typ, outcome string) {
 	s.webhookOutcomes.WithLabelValues(provider, typ, outcome).Inc()

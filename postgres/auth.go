@@ -70,10 +70,10 @@ func authErr(code, reason, msg string) error {
 }
 
 var (
-	errInvalidCredentials = authErr(voxanne.EINVALID, "invalid_credentials", "Invalid login credentials")
-	errSessionNotFound    = authErr(voxanne.EUNAUTHORIZED, "session_not_found", "Session from session_id claim in JWT does not exist")
-	errBadJWT             = authErr(voxanne.EUNAUTHORIZED, "bad_jwt", "invalid JWT: unable to parse or verify signature, token is expired or invalid")
-	errOTPInvalid         = authErr(voxanne.EFORBIDDEN, "otp_expired", "Email link is invalid or has expired")
+	errInvalidCredentials = authErr(voxanne.EINVALID, voxanne.ReasonInvalidCredentials, "Invalid login credentials")
+	errSessionNotFound    = authErr(voxanne.EUNAUTHORIZED, voxanne.ReasonSessionNotFound, "Session from session_id claim in JWT does not exist")
+	errBadJWT             = authErr(voxanne.EUNAUTHORIZED, voxanne.ReasonBadJWT, "invalid JWT: unable to parse or verify signature, token is expired or invalid")
+	errOTPInvalid         = authErr(voxanne.EFORBIDDEN, voxanne.ReasonOTPExpired, "Email link is invalid or has expired")
 )
 
 // security writes a security event to the log; the org audit log takes these
@@ -87,13 +87,13 @@ func normalizeEmail(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		return "", authErr(voxanne.EINVALID, "validation_failed", "Unable to validate email address: invalid format")
+		return "", authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Unable to validate email address: invalid format")
 	}
 	return s, nil
 }
 
 func weakPasswordError(reasons []string) error {
-	return &voxanne.Error{Code: voxanne.EINVALID, Reason: "weak_password",
+	return &voxanne.Error{Code: voxanne.EINVALID, Reason: voxanne.ReasonWeakPassword,
 		Message: fmt.Sprintf("Password is too weak: it must be at least %d characters and not a common password", password.MinLength),
 		Details: map[string]any{"weak_password": map[string]any{"reasons": reasons}}}
 }
@@ -149,7 +149,7 @@ func scanUser(row pgx.Row) (*userRow, error) {
 func (s *AuthService) userByID(ctx context.Context, q pgx.Tx, id string) (*userRow, error) {
 	u, err := scanUser(q.QueryRow(ctx, "select "+userColumns+" from auth.users where id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
+		return nil, authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 	}
 	return u, err
 }
@@ -238,7 +238,7 @@ func (s *AuthService) newSession(ctx context.Context, tx pgx.Tx, u *userRow, pre
 // with autoconfirm, signs them in; otherwise it mails a confirmation link.
 func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci voxanne.ClientInfo) (*voxanne.User, *voxanne.Session, error) {
 	if s.cfg.DisableSignup {
-		return nil, nil, authErr(voxanne.EINVALID, "signup_disabled", "Signups not allowed for this instance")
+		return nil, nil, authErr(voxanne.EINVALID, voxanne.ReasonSignupDisabled, "Signups not allowed for this instance")
 	}
 	email, err := normalizeEmail(in.Email)
 	if err != nil {
@@ -270,7 +270,7 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 			returning `+userColumns, email, hash, s.cfg.Autoconfirm, data))
 		if err != nil {
 			if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
-				return authErr(voxanne.EINVALID, "user_already_exists", "User already registered")
+				return authErr(voxanne.EINVALID, voxanne.ReasonUserAlreadyExists, "User already registered")
 			}
 			return fmt.Errorf("insert user: %w", err)
 		}
@@ -334,7 +334,7 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 		return nil, errInvalidCredentials
 	}
 	if u.EmailConfirmedAt == nil {
-		return nil, authErr(voxanne.EINVALID, "email_not_confirmed", "Email not confirmed")
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonEmailNotConfirmed, "Email not confirmed")
 	}
 	var sess *voxanne.Session
 	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
@@ -372,7 +372,7 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 // session. The token's row lock makes concurrent refreshes agree on one successor.
 func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.ClientInfo) (*voxanne.Session, error) {
 	if refresh == "" {
-		return nil, authErr(voxanne.EINVALID, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonRefreshTokenNotFound, "Invalid Refresh Token: Refresh Token Not Found")
 	}
 	var (
 		sess    *voxanne.Session
@@ -394,7 +394,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 			where rt.token_hash = $1 for update of rt`, hashToken(refresh)).
 			Scan(&tokenID, &sessionID, &userID, &spentAt, &revokedAt, &revokedReason, &secret, &org, &sessionCreated, &now)
 		if errors.Is(err, pgx.ErrNoRows) {
-			outcome = authErr(voxanne.EINVALID, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found")
+			outcome = authErr(voxanne.EINVALID, voxanne.ReasonRefreshTokenNotFound, "Invalid Refresh Token: Refresh Token Not Found")
 			return nil
 		} else if err != nil {
 			return err
@@ -402,9 +402,9 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 		if revokedAt != nil {
 			outcome = errSessionNotFound
 			if revokedReason != nil && *revokedReason == "refresh_token_reuse" {
-				outcome = authErr(voxanne.EINVALID, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
+				outcome = authErr(voxanne.EINVALID, voxanne.ReasonRefreshTokenAlreadyUsed, "Invalid Refresh Token: Already Used")
 			} else {
-				outcome = authErr(voxanne.EINVALID, "session_not_found", "Session not found")
+				outcome = authErr(voxanne.EINVALID, voxanne.ReasonSessionNotFound, "Session not found")
 			}
 			return nil
 		}
@@ -425,7 +425,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 				return err
 			}
 			s.security(ctx, "refresh_token_reuse", slog.String("user_id", userID), slog.String("session_id", sessionID), slog.String("ip", ci.IP))
-			outcome = authErr(voxanne.EINVALID, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
+			outcome = authErr(voxanne.EINVALID, voxanne.ReasonRefreshTokenAlreadyUsed, "Invalid Refresh Token: Already Used")
 			return nil
 		}
 		u, err := s.userByID(ctx, tx, userID)
@@ -540,7 +540,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (*voxanne.Pr
 func (s *AuthService) User(ctx context.Context, id string) (*voxanne.User, error) {
 	u, err := scanUser(s.db.Auth.QueryRow(ctx, "select "+userColumns+" from auth.users where id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
+		return nil, authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 	} else if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
 	}
@@ -571,7 +571,7 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 			updated_at = now()
 			where id = $1 returning `+userColumns, p.UserID, hash, in.Data))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
+			return authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 		} else if err != nil {
 			return err
 		}
@@ -610,7 +610,7 @@ func (s *AuthService) Logout(ctx context.Context, p *voxanne.Principal, scope st
 	case voxanne.ScopeOthers:
 		where, args = "user_id = $1 and id <> $2", append(args, p.SessionID)
 	default:
-		return authErr(voxanne.EINVALID, "validation_failed", "scope must be global, local or others")
+		return authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "scope must be global, local or others")
 	}
 	var revoked []voxanne.Revocation
 	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
@@ -722,13 +722,13 @@ func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci vox
 	case "recovery", "magiclink":
 		kind = "recovery"
 	default:
-		return nil, authErr(voxanne.EINVALID, "validation_failed", "Verify requires a verification type: signup, email or recovery")
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires a verification type: signup, email or recovery")
 	}
 	t := in.TokenHash
 	if t == "" {
 		t = in.Token
 		if t == "" || in.Email == "" {
-			return nil, authErr(voxanne.EINVALID, "validation_failed", "Verify requires either a token_hash or a token with an email")
+			return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires either a token_hash or a token with an email")
 		}
 	}
 	var sess *voxanne.Session

@@ -19,7 +19,7 @@ var serverOwnedAppMetadata = []string{"org_id", "org_role", "provider", "provide
 func checkAdminAppMetadata(m map[string]any) error {
 	for _, k := range serverOwnedAppMetadata {
 		if _, ok := m[k]; ok {
-			return authErr(voxanne.EINVALID, "validation_failed", "app_metadata."+k+" is managed by Voxanne and cannot be set")
+			return authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "app_metadata."+k+" is managed by Voxanne and cannot be set")
 		}
 	}
 	return nil
@@ -65,7 +65,7 @@ func adminHash(in voxanne.AdminUserInput) (string, error) {
 // CreateUser creates a user as an operator; the trigger creates their org.
 func (s *AuthService) CreateUser(ctx context.Context, in voxanne.AdminUserInput) (*voxanne.User, error) {
 	if in.Email == nil {
-		return nil, authErr(voxanne.EINVALID, "validation_failed", "email is required")
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "email is required")
 	}
 	email, err := normalizeEmail(*in.Email)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *AuthService) CreateUser(ctx context.Context, in voxanne.AdminUserInput)
 		values ($1, $2, case when $3 then now() end, $4, $5) returning `+userColumns, email, hash, confirm, app, meta))
 	if err != nil {
 		if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
-			return nil, authErr(voxanne.EINVALID, "email_exists", "A user with this email address has already been registered")
+			return nil, authErr(voxanne.EINVALID, voxanne.ReasonEmailExists, "A user with this email address has already been registered")
 		}
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -134,10 +134,10 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 			updated_at = now()
 			where id = $1 returning `+userColumns, id, email, hash, confirm, in.UserMetadata, in.AppMetadata))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
+			return authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 		} else if err != nil {
 			if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
-				return authErr(voxanne.EINVALID, "email_exists", "A user with this email address has already been registered")
+				return authErr(voxanne.EINVALID, voxanne.ReasonEmailExists, "A user with this email address has already been registered")
 			}
 			return err
 		}

@@ -19,7 +19,7 @@ func checkUserMetadata(m map[string]any) error {
 	}
 	b, err := json.Marshal(m)
 	if err != nil || len(b) > maxUserMetadata {
-		return voxanne.ReasonErrorf(voxanne.EINVALID, "validation_failed", "user_metadata must be at most 4 KiB of JSON")
+		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonValidationFailed, "user_metadata must be at most 4 KiB of JSON")
 	}
 	return nil
 }

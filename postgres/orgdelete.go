@@ -123,7 +123,7 @@ func (s *AuthService) DeleteUser(ctx context.Context, id, orphaned string) error
 	switch orphaned {
 	case OrphanedOrgsRefuse, OrphanedOrgsDelete, OrphanedOrgsTransfer:
 	default:
-		return authErr(voxanne.EINVALID, "validation_failed", "orphaned_orgs must be delete or transfer")
+		return authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "orphaned_orgs must be delete or transfer")
 	}
 	var (
 		tombs []*orgTombstone
@@ -133,7 +133,7 @@ func (s *AuthService) DeleteUser(ctx context.Context, id, orphaned string) error
 		var found string
 		err := tx.QueryRow(ctx, `select id::text from auth.users where id = $1 for update`, id).Scan(&found)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return authErr(voxanne.ENOTFOUND, "user_not_found", "User not found")
+			return authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 		} else if err != nil {
 			return err
 		}
@@ -216,5 +216,5 @@ func lastOwnerError(orgs []voxanne.OrgRef, orphaned string) error {
 	if orphaned == OrphanedOrgsTransfer {
 		msg = "No other member can take over " + strings.Join(names, ", ") + ": pass orphaned_orgs=delete to delete them"
 	}
-	return &voxanne.Error{Code: voxanne.ECONFLICT, Reason: "conflict", Message: msg, Details: map[string]any{"orgs": list}}
+	return &voxanne.Error{Code: voxanne.ECONFLICT, Reason: voxanne.ReasonConflict, Message: msg, Details: map[string]any{"orgs": list}}
 }

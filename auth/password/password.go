@@ -43,7 +43,7 @@ var (
 
 // ErrBusy is returned when every hashing slot stayed taken for MaxWait: the
 // caller should answer 429 and let the client retry shortly.
-var ErrBusy error = voxanne.ReasonErrorf(voxanne.ERATELIMIT, "over_request_rate_limit",
+var ErrBusy error = voxanne.ReasonErrorf(voxanne.ERATELIMIT, voxanne.ReasonRateLimited,
 	"too many password checks at once; retry in a moment")
 
 // Slots returns how many hashes may run at once.

@@ -1,0 +1,52 @@
+package voxanne
+
+// Wire error codes: the "code" (or GoTrue's "error_code") a client sees. This
+// is the one list of them; an *Error names one as its Reason when the default
+// of its Code is not precise enough, and the HTTP layer maps Codes to the
+// defaults. docs/api.md documents each (a test keeps the two in step).
+const (
+	// Defaults of the neutral codes (http maps EINVALID to validation_failed,
+	// and so on).
+	ReasonValidationFailed = "validation_failed"
+	ReasonBadJWT           = "bad_jwt"
+	ReasonForbidden        = "forbidden"
+	ReasonNotFound         = "not_found"
+	ReasonConflict         = "conflict"
+	ReasonTooLarge         = "request_entity_too_large"
+	ReasonRateLimited      = "over_request_rate_limit"
+	ReasonUnavailable      = "service_unavailable"
+	ReasonUnexpected       = "unexpected_failure"
+
+	// Authentication of /api and /auth/v1.
+	ReasonNoAuthorization  = "no_authorization"
+	ReasonSessionRevoked   = "session_revoked"
+	ReasonSessionNotFound  = "session_not_found"
+	ReasonNotAdmin         = "not_admin"
+	ReasonNoActiveOrg      = "no_active_org"
+	ReasonInvalidSignature = "invalid_signature"
+	ReasonBadJSON          = "bad_json"
+
+	// The auth server (GoTrue's codes).
+	ReasonInvalidCredentials      = "invalid_credentials"
+	ReasonEmailNotConfirmed       = "email_not_confirmed"
+	ReasonUserAlreadyExists       = "user_already_exists"
+	ReasonEmailExists             = "email_exists"
+	ReasonWeakPassword            = "weak_password"
+	ReasonSignupDisabled          = "signup_disabled"
+	ReasonUserNotFound            = "user_not_found"
+	ReasonRefreshTokenNotFound    = "refresh_token_not_found"
+	ReasonRefreshTokenAlreadyUsed = "refresh_token_already_used"
+	ReasonOTPExpired              = "otp_expired"
+	ReasonOverEmailSendRateLimit  = "over_email_send_rate_limit"
+)
+
+// WireCodes lists every wire error code above.
+var WireCodes = []string{
+	ReasonValidationFailed, ReasonBadJWT, ReasonForbidden, ReasonNotFound, ReasonConflict, ReasonTooLarge,
+	ReasonRateLimited, ReasonUnavailable, ReasonUnexpected,
+	ReasonNoAuthorization, ReasonSessionRevoked, ReasonSessionNotFound, ReasonNotAdmin, ReasonNoActiveOrg,
+	ReasonInvalidSignature, ReasonBadJSON,
+	ReasonInvalidCredentials, ReasonEmailNotConfirmed, ReasonUserAlreadyExists, ReasonEmailExists,
+	ReasonWeakPassword, ReasonSignupDisabled, ReasonUserNotFound, ReasonRefreshTokenNotFound,
+	ReasonRefreshTokenAlreadyUsed, ReasonOTPExpired, ReasonOverEmailSendRateLimit,
+}
