@@ -55,8 +55,11 @@ func deriveCookieKey(k *token.Key) []byte {
 	if k == nil || k.Private == nil {
 		return nil
 	}
-	d := make([]byte, 32)
-	k.Private.D.FillBytes(d)
+	// The raw scalar (32 bytes for P-256, as D.FillBytes wrote it before).
+	d, err := k.Private.Bytes()
+	if err != nil {
+		return nil
+	}
 	m := hmac.New(sha256.New, d)
 	m.Write([]byte("voxanne dashboard session cookie v1"))
 	return m.Sum(nil)
@@ -78,15 +81,6 @@ func (s signingKeys) Lookup(id string) ([]byte, bool) {
 	key := deriveCookieKey(k)
 	return key, key != nil
 }
-
-// StaticKey is a KeySource with one fixed key (tests, single instances).
-type StaticKey []byte
-
-// Current returns the key.
-func (k StaticKey) Current() (string, []byte) { return "static", k }
-
-// Lookup returns the key for id "static".
-func (k StaticKey) Lookup(id string) ([]byte, bool) { return k, id == "static" }
 
 // session is what the sealed cookie holds: the auth session's tokens, kept by
 // the server on the browser's behalf, and the org the user chose.

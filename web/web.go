@@ -51,10 +51,7 @@ type Config struct {
 	// SignInRate limits sign-in and sign-up attempts per client IP (the
 	// dashboard's own forms, which do not pass through /auth/v1).
 	SignInRate Rate
-	// ClientIPHeader names a trusted client-IP header set by a proxy ("":
-	// the socket peer address is the client).
-	ClientIPHeader string
-	Logger         *slog.Logger
+	Logger     *slog.Logger
 	// DisableSignup hides and refuses the sign-up form.
 	DisableSignup bool
 	// Events feeds GET /events (live updates); nil turns them off.
@@ -258,13 +255,9 @@ func (h *Handler) handle(pattern string, fn http.HandlerFunc) {
 // the whole table and none is left out.
 func (h *Handler) Routes() []string { return append([]string(nil), h.patterns...) }
 
-// clientIP returns the request's client address.
+// clientIP returns the request's client address: the peer address, which a
+// trusted proxy's resolver in front of the dashboard may have set.
 func (h *Handler) clientIP(r *http.Request) string {
-	if h.cfg.ClientIPHeader != "" {
-		if v := strings.TrimSpace(strings.Split(r.Header.Get(h.cfg.ClientIPHeader), ",")[0]); v != "" {
-			return v
-		}
-	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
