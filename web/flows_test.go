@@ -268,3 +268,31 @@ func TestWebhookEndpointsOnTheSettingsPage(t *testing.T) {
 		t.Error("deleted endpoint still shown")
 	}
 }
+
+func TestOrgSwitcherInTheHeader(t *testing.T) {
+	w := newWorld(t, testenv.Options{})
+	c := w.signedIn(t, "admin-a@example.com")
+	page := c.Get("/calls")
+	if !strings.Contains(page.Body, `id="org-switch"`) || !strings.Contains(page.Body, "Alpha Caller") {
+		t.Fatal("no org switcher, or not in org A")
+	}
+	own := regexp.MustCompile(`<option value="([0-9a-f-]{36})">Org admin-a@example.com</option>`).FindStringSubmatch(page.Body)
+	if own == nil {
+		t.Fatal("the admin's own org is not offered")
+	}
+	if r := c.Post("/orgs/switch", url.Values{"csrf": {webtest.CSRF(page.Body)}, "org": {own[1]}}); r.Status != http.StatusSeeOther || r.Location != "/calls" {
+		t.Fatalf("switch: %d %q", r.Status, r.Location)
+	}
+	if p := c.Get("/calls"); strings.Contains(p.Body, "Alpha Caller") || !strings.Contains(p.Body, "No calls yet") {
+		t.Error("after switching, org A's calls are still shown")
+	}
+	if p := c.Get("/calls/" + w.a.CallID); p.Status != 404 {
+		t.Errorf("org A's call after switching away: %d", p.Status)
+	}
+	if r := c.Post("/orgs/switch", url.Values{"csrf": {c.Token("/calls")}, "org": {w.owner.OrgID()}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("switch back: %d", r.Status)
+	}
+	if p := c.Get("/calls"); !strings.Contains(p.Body, "Alpha Caller") {
+		t.Error("switching back does not show org A")
+	}
+}
