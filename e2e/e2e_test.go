@@ -71,6 +71,9 @@ func (s *server) stop(t *testing.T) {
 // TestAuthJS drives a running server with the official @supabase/auth-js client
 // (pinned in e2e/authjs/package-lock.json) under node's test runner.
 func TestAuthJS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the auth-js end-to-end test (Node.js) is skipped under -short")
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Fatal("node is required for the auth-js end-to-end test (apt-get install nodejs npm)")

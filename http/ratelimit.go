@@ -89,12 +89,6 @@ func newLimiter(r Rate) *limiter {
 	})}
 }
 
-// allow takes a token for key, or says how long until one is available.
-func (l *limiter) allow(key string) (bool, time.Duration) {
-	ok, wait, _ := l.reserve(key)
-	return ok, wait
-}
-
 // reserve takes a token for key, or says how long until one is available. The
 // token is taken before the attempt, so parallel attempts cannot overrun the
 // bucket; refund gives it back when the attempt turns out not to count (a

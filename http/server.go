@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/voxanne/voxanne"
@@ -117,7 +118,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Pools != nil {
 		s.Registry.MustRegister(newPoolCollector(s.Pools))
 	}
-	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rl := DefaultRateLimits
 	if s.RateLimits != nil {
 		rl = *s.RateLimits

@@ -11,6 +11,7 @@ package browser_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -42,6 +43,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// Every test here drives the browser: no database cluster to start.
+		os.Exit(m.Run())
+	}
 	code := testdb.Main(m)
 	stopBrowser()
 	if browserTmpDir != "" {
