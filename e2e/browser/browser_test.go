@@ -870,9 +870,6 @@ func (b *tab) screenshots(name string) {
 	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2))); err != nil {
 		b.t.Fatal(err)
 	}
-	if err := chromedp.Do(b.ctx, chromedp.Reload()); err != nil {
-		b.t.Fatal(err)
-	}
 	if w := eval[int](b, "document.documentElement.scrollWidth"); w > 390 {
 		b.t.Errorf("%s is %d px wide on a 390 px phone", name, w)
 	}
