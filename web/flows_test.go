@@ -14,6 +14,7 @@ import (
 var linkRE = regexp.MustCompile(`https?://\S+`)
 
 func TestSignUpThroughTheDashboard(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	c := webtest.NewClient(t, e.URL)
 	tok := c.Token("/signup")
@@ -39,6 +40,7 @@ func TestSignUpThroughTheDashboard(t *testing.T) {
 }
 
 func TestPasswordRecoveryFromTheMailedLink(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	e.SignUp("forgetful@example.com")
 	c := webtest.NewClient(t, e.URL)
@@ -93,6 +95,7 @@ func TestPasswordRecoveryFromTheMailedLink(t *testing.T) {
 }
 
 func TestInvitationLinkJoinsTheOrg(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("boss@clinic.example")
 	// Someone without an account creates one on the accept page.
@@ -140,6 +143,7 @@ func TestInvitationLinkJoinsTheOrg(t *testing.T) {
 }
 
 func TestTeamActionsThroughTheForms(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	o := w.signedIn(t, "owner-a@example.com")
 	tok := o.Token("/team")
@@ -201,6 +205,7 @@ func TestTeamActionsThroughTheForms(t *testing.T) {
 }
 
 func TestAccountPasswordAndSignOutEverywhere(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	api := e.SignUp("acct@example.com")
 	c := webtest.NewClient(t, e.URL)
@@ -228,6 +233,7 @@ func TestAccountPasswordAndSignOutEverywhere(t *testing.T) {
 }
 
 func TestWebhookEndpointsOnTheSettingsPage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	o := w.signedIn(t, "owner-a@example.com")
 	tok := o.Token("/settings")
@@ -270,6 +276,7 @@ func TestWebhookEndpointsOnTheSettingsPage(t *testing.T) {
 }
 
 func TestOrgSwitcherInTheHeader(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	c := w.signedIn(t, "admin-a@example.com")
 	page := c.Get("/calls")
@@ -294,5 +301,35 @@ func TestOrgSwitcherInTheHeader(t *testing.T) {
 	}
 	if p := c.Get("/calls"); !strings.Contains(p.Body, "Alpha Caller") {
 		t.Error("switching back does not show org A")
+	}
+}
+
+func TestContactSearch(t *testing.T) {
+	w := newWorld(t, testenv.Options{})
+	webtest.InsertRow(t, w.e, "contacts", w.owner.OrgID(), map[string]any{"name": "Zelda 100%_Match", "email": "zelda@example.com"})
+	a := w.signedIn(t, "owner-a@example.com")
+	// % and _ match themselves, not any text: "a%h" and "a_1" would match
+	// "Zelda 100%_Match" as LIKE patterns.
+	for q, want := range map[string]bool{"zelda": true, "ZELDA@EXAMPLE": true, "100%_m": true, "a%h": false, "a_1": false, "Bravo": false, "nobody": false} {
+		p := a.Get("/contacts?q=" + url.QueryEscape(q))
+		if p.Status != 200 {
+			t.Errorf("search %q: %d", q, p.Status)
+		}
+		if got := strings.Contains(p.Body, "Zelda 100%_Match"); got != want {
+			t.Errorf("search %q finds Zelda: %v", q, got)
+		}
+		if strings.Contains(p.Body, "Bravo Caller") {
+			t.Errorf("search %q shows org B's contact", q)
+		}
+	}
+	if p := a.Get("/contacts?q=nobody"); !strings.Contains(p.Body, "No contacts match") {
+		t.Error("no empty state for a contact search without results")
+	}
+	if p := a.Get("/contacts?q=" + strings.Repeat("x", 300)); p.Status != 400 {
+		t.Errorf("over-long search: %d", p.Status)
+	}
+	b := w.signedIn(t, "owner-b@example.com")
+	if p := b.Get("/contacts?q=Alpha"); strings.Contains(p.Body, "Alpha Caller") || !strings.Contains(p.Body, "No contacts match") {
+		t.Error("org B's search finds org A's contact")
 	}
 }

@@ -370,14 +370,30 @@ type contactsData struct {
 	Contacts []voxanne.Contact
 	Pager    pager
 	Error    string
+	Q        string
+	// Searchable tells whether the voice service can search contacts.
+	Searchable bool
+}
+
+// contactSearcher is implemented by voice services that can search contacts
+// (postgres.VoiceStore).
+type contactSearcher interface {
+	SearchContacts(ctx context.Context, p *voxanne.Principal, q string, pg voxanne.Page) ([]voxanne.Contact, string, error)
 }
 
 func (h *Handler) contacts(q *req) error {
-	var d contactsData
+	d := contactsData{Q: strings.TrimSpace(q.r.URL.Query().Get("q"))}
 	status := http.StatusOK
 	var next string
 	var err error
-	d.Contacts, next, err = h.cfg.Voice.ListContacts(q.r.Context(), q.p, voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")})
+	pg := voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")}
+	searcher, ok := h.cfg.Voice.(contactSearcher)
+	d.Searchable = ok
+	if ok && d.Q != "" {
+		d.Contacts, next, err = searcher.SearchContacts(q.r.Context(), q.p, d.Q, pg)
+	} else {
+		d.Contacts, next, err = h.cfg.Voice.ListContacts(q.r.Context(), q.p, pg)
+	}
 	if err != nil {
 		if voxanne.ErrorCode(err) != voxanne.EINVALID {
 			return err
