@@ -88,6 +88,10 @@ func New(driver riverdriver.Driver[pgx.Tx], p EventProcessor, cfg Config) (*Runn
 		Workers:              workers,
 		JobTimeout:           jobTimeout,
 		RescueStuckJobsAfter: rescueAfter,
+		// River's periodic REINDEX needs the tables' owner, and River runs on a
+		// role that owns nothing: no index is reindexed from here (the owner
+		// can, as any other maintenance).
+		ReindexerIndexNames: []string{},
 	}
 	if !cfg.InsertOnly {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}

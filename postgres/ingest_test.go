@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -112,4 +113,58 @@ func TestProcessingReadsTheDecodedEvent(t *testing.T) {
 	if body != "hello" || contact != "+14155551234" {
 		t.Fatalf("message %q from contact %q", body, contact)
 	}
+}
+
+// River runs on its own role: it owns nothing, reaches no tenant or auth
+// table, and works jobs (fetch, complete, leadership) with River's tables only.
+func TestRiverRunsOnItsOwnRole(t *testing.T) {
+	db := testdb.New(t)
+	ctx := context.Background()
+	var owned int
+	var super, tenant, auth, job, seq bool
+	if err := db.Owner.QueryRow(ctx, `select
+			(select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1),
+			(select rolsuper or rolbypassrls from pg_roles where rolname = $1),
+			has_table_privilege($1, 'calls', 'select'), has_table_privilege($1, 'auth.users', 'select'),
+			has_table_privilege($1, 'river_job', 'insert'), has_sequence_privilege($1, 'river_job_id_seq', 'usage')`,
+		postgres.RiverRole).Scan(&owned, &super, &tenant, &auth, &job, &seq); err != nil {
+		t.Fatal(err)
+	}
+	if owned != 0 || super || tenant || auth || !job || !seq {
+		t.Fatalf("river role: owns %d, super %v, calls %v, auth.users %v, river_job %v, sequence %v", owned, super, tenant, auth, job, seq)
+	}
+	done := make(chan voxanne.ProcessEventArgs, 1)
+	runner, err := jobs.New(db.RiverDriver(), processorFunc(func(_ context.Context, job voxanne.ProcessEventArgs) error {
+		done <- job
+		return nil
+	}), jobs.Config{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() { stopped <- runner.Run(runCtx) }()
+	defer func() { stop(); <-stopped }()
+	if _, err := runner.Insert(ctx, voxanne.ProcessEventArgs{EventID: 42}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case job := <-done:
+		if job.EventID != 42 {
+			t.Fatalf("worked %+v", job)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the job was not worked")
+	}
+	var n int
+	if err := db.Owner.QueryRow(ctx, `select count(*) from pg_stat_activity where usename = $1 and datname = current_database()`,
+		postgres.RiverRole).Scan(&n); err != nil || n == 0 {
+		t.Fatalf("%d connections of the river role (%v)", n, err)
+	}
+}
+
+type processorFunc func(ctx context.Context, job voxanne.ProcessEventArgs) error
+
+func (f processorFunc) ProcessEvent(ctx context.Context, job voxanne.ProcessEventArgs) error {
+	return f(ctx, job)
 }

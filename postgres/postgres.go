@@ -1,7 +1,7 @@
 // Package postgres implements Voxanne's storage with pgx on PostgreSQL. It keeps
-// three pools, one per database role: the owner (migrations and set-up), the auth
-// service's role and the tenant role, which owns nothing, cannot bypass row-level
-// security and is reachable only through InTenant.
+// four pools, one per database role: the owner (migrations and set-up), the auth
+// service's role, the tenant role, which owns nothing, cannot bypass row-level
+// security and is reachable only through InTenant, and River's role (RiverDriver).
 package postgres
 
 import (
@@ -30,6 +30,9 @@ import (
 const (
 	AuthRole   = "voxanne_auth"
 	TenantRole = "voxanne_tenant"
+	// RiverRole is the job runner's (River's) role: River's tables and
+	// nothing else. It owns nothing; River's migrations run as the owner.
+	RiverRole = "voxanne_river"
 )
 
 // Options tune Open.
@@ -52,6 +55,8 @@ type DB struct {
 	Owner  *pgxpool.Pool
 	Auth   *pgxpool.Pool
 	Tenant *pgxpool.Pool
+	// river is the job runner's pool (RiverDriver).
+	river *pgxpool.Pool
 
 	ownerCfg   *pgxpool.Config
 	opts       Options
@@ -73,7 +78,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	db := &DB{ownerCfg: cfg, opts: opts, sizedByURL: strings.Contains(url, "pool_max_conns")}
 	if opts.MaxConns == 0 && !db.sizedByURL {
-		// Migrations, River's own connections and the revocation listener.
+		// Migrations and set-up (River has its own role and pool).
 		cfg.MaxConns = 10
 	}
 	cfg.AfterConnect = db.afterConnect
@@ -91,6 +96,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, err
 	}
 	if db.Tenant, err = db.rolePool(ctx, TenantRole); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.river, err = db.rolePool(ctx, RiverRole); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -119,10 +128,19 @@ func rolePassword(ownerPassword, role string) string {
 // workers at once, more than pgxpool's default of max(4, CPUs).
 const defaultPoolSize = 20
 
+// riverPoolSize is the River pool's size by default, what the owner pool had
+// when River ran on it.
+const riverPoolSize = 10
+
 func (db *DB) rolePool(ctx context.Context, role string) (*pgxpool.Pool, error) {
 	cfg := db.ownerCfg.Copy()
 	if db.opts.MaxConns == 0 && !db.sizedByURL {
 		cfg.MaxConns = defaultPoolSize
+		if role == RiverRole {
+			// River's own statements (fetch, complete, leadership, LISTEN):
+			// the jobs' work runs on the other pools.
+			cfg.MaxConns = riverPoolSize
+		}
 	}
 	cfg.ConnConfig.User = role
 	cfg.ConnConfig.Password = rolePassword(db.ownerCfg.ConnConfig.Password, role)
@@ -137,7 +155,7 @@ func (db *DB) rolePool(ctx context.Context, role string) (*pgxpool.Pool, error) 
 // The statement carries a SCRAM verifier, never the password itself, so a
 // server log of it (log_statement, or an error) reveals nothing usable.
 func setupRoleLogins(ctx context.Context, conn *pgx.Conn, ownerPassword string) error {
-	for _, role := range []string{AuthRole, TenantRole} {
+	for _, role := range []string{AuthRole, TenantRole, RiverRole} {
 		// DDL takes no parameters; the verifier is base64 and '$:', so it needs
 		// no escaping.
 		if _, err := conn.Exec(ctx, roleLoginSQL(role, rolePassword(ownerPassword, role))); err != nil {
@@ -174,7 +192,7 @@ func SCRAMVerifier(password string) string {
 
 // Close closes every pool.
 func (db *DB) Close() {
-	for _, p := range []*pgxpool.Pool{db.Tenant, db.Auth, db.Owner} {
+	for _, p := range []*pgxpool.Pool{db.river, db.Tenant, db.Auth, db.Owner} {
 		if p != nil {
 			p.Close()
 		}

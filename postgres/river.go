@@ -6,6 +6,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
-// RiverDriver returns the driver the job runner (River) works on, over a pool
-// of this package's: the job runner never sees a pool.
-func (db *DB) RiverDriver() riverdriver.Driver[pgx.Tx] { return riverpgxv5.New(db.Owner) }
+// RiverDriver returns the driver the job runner (River) works on: a pool of
+// RiverRole, which may use River's tables and nothing else (migration 0012).
+// The job runner never sees a pool.
+func (db *DB) RiverDriver() riverdriver.Driver[pgx.Tx] { return riverpgxv5.New(db.river) }
