@@ -50,6 +50,7 @@ type entry struct {
 	p          *voxanne.Principal
 	expires    time.Time
 	verifiedAt time.Time
+	kid        string // the signing key, checked again on every hit
 }
 
 type membershipKey struct{ user, org string }
@@ -114,7 +115,7 @@ func (a *Authenticator) SetTrusted(ok bool) { a.trusted.Store(ok) }
 // Authenticate verifies raw and returns its principal.
 func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*voxanne.Principal, error) {
 	if e, ok := a.cache.GetIfPresent(raw); ok {
-		if time.Now().Before(e.expires) && a.trusted.Load() && !a.revokedSince(e) {
+		if time.Now().Before(e.expires) && a.trusted.Load() && !a.revokedSince(e) && a.keyTrusted(e.kid) {
 			a.hits.Add(1)
 			return e.p, nil
 		}
@@ -148,9 +149,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*voxanne.
 		expires = limit
 	}
 	if a.trusted.Load() {
-		a.cache.Set(raw, &entry{p: p, expires: expires, verifiedAt: verifiedAt})
+		a.cache.Set(raw, &entry{p: p, expires: expires, verifiedAt: verifiedAt, kid: c.KeyID})
 	}
 	return p, nil
+}
+
+// keyTrusted reports whether the key a cached token was verified with is still
+// trusted: a revoked signing key stops its tokens at once, cached or not.
+func (a *Authenticator) keyTrusted(kid string) bool {
+	if kid == "" {
+		return true // HS256: the configured secret, which cannot be revoked
+	}
+	v := a.cfg.Verifier
+	for _, find := range []func(string) (*token.Key, bool){v.Keys, v.External} {
+		if find != nil {
+			if k, ok := find(kid); ok && k != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (a *Authenticator) revokedSince(e *entry) bool {

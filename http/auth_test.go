@@ -413,6 +413,7 @@ func (m *mailRecorder) wait(t testing.TB, to string, n int) []string {
 // ---- sign-up ----
 
 func TestSignUp(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	r := request(t, e, "POST", "/auth/v1/signup", map[string]any{"email": "  Alice@Example.COM ", "password": testenv.Password,
 		"data": map[string]any{"org_name": "Acme Calls", "full_name": "Alice"}})
@@ -444,6 +445,7 @@ func TestSignUp(t *testing.T) {
 }
 
 func TestSignUpErrors(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	signUp(t, e, "taken@example.com")
 	big := `{"email":"big@example.com","password":"` + strings.Repeat("a", maxBody) + `"}`
@@ -503,6 +505,7 @@ func TestSignUpErrors(t *testing.T) {
 }
 
 func TestSignUpDisabled(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{DisableSignup: true})
 	expectAuthError(t, e, "POST", "/auth/v1/signup", map[string]any{"email": "new@example.com", "password": testenv.Password},
 		422, "signup_disabled")
@@ -566,6 +569,7 @@ func TestSignUpConcurrent(t *testing.T) {
 // Without autoconfirm, sign-up returns the bare user and mails a link whose
 // token_hash confirms the address once.
 func TestSignUpConfirmation(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{Autoconfirm: boolPtr(false)})
 	const email = "unconfirmed@example.com"
 	r := request(t, e, "POST", "/auth/v1/signup", map[string]any{"email": email, "password": testenv.Password})
@@ -609,6 +613,7 @@ func TestSignUpConfirmation(t *testing.T) {
 }
 
 func TestSignUpConfirmationExpired(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{Autoconfirm: boolPtr(false)})
 	const email = "late@example.com"
 	wantStatus(t, request(t, e, "POST", "/auth/v1/signup", map[string]any{"email": email, "password": testenv.Password}), 200, "sign up")
@@ -624,6 +629,7 @@ func TestSignUpConfirmationExpired(t *testing.T) {
 // ---- password sign-in ----
 
 func TestPasswordSignIn(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	up := signUp(t, e, "bob@example.com")
 	s := signIn(t, e, "BOB@example.com", testenv.Password)
@@ -659,6 +665,7 @@ func TestPasswordSignIn(t *testing.T) {
 // A user imported from Supabase with a bcrypt hash signs in with the old
 // password, and the hash is replaced by argon2id.
 func TestSignInImportedBcryptUser(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	const email, pw = "imported@example.com", "old-supabase-Passw0rd"
 	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
@@ -691,6 +698,7 @@ func TestSignInImportedBcryptUser(t *testing.T) {
 // ---- refresh ----
 
 func TestRefreshRotation(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := signUp(t, e, "carol@example.com")
 
@@ -723,6 +731,7 @@ func TestRefreshRotation(t *testing.T) {
 }
 
 func TestRefreshReuseAfterWindowRevokesSession(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := signUp(t, e, "dan@example.com")
 	other := signIn(t, e, "dan@example.com", testenv.Password) // another session: untouched
@@ -748,6 +757,7 @@ func TestRefreshReuseAfterWindowRevokesSession(t *testing.T) {
 }
 
 func TestRefreshErrors(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := signUp(t, e, "erin@example.com")
 	wantStatus(t, request(t, e, "POST", "/auth/v1/logout?scope=local", nil, s.bearer()...), http.StatusNoContent, "logout")
@@ -830,6 +840,7 @@ func TestRefreshConcurrent(t *testing.T) {
 // ---- GET /user and token checks ----
 
 func TestGetUserTokenChecks(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := signUp(t, e, "gina@example.com")
 	loggedOut := signIn(t, e, "gina@example.com", testenv.Password)
@@ -913,6 +924,7 @@ func TestGetUserTokenChecks(t *testing.T) {
 // A token whose signature verifies but whose session_id or sub is missing or
 // not a UUID is the caller's fault: 401, never a 500.
 func TestGetUserMalformedSessionClaims(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := signUp(t, e, "hank@example.com")
 	base := tokenClaims(t, s.AccessToken)
@@ -944,6 +956,7 @@ func TestGetUserMalformedSessionClaims(t *testing.T) {
 // ---- PUT /user ----
 
 func TestUpdateUser(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	r := request(t, e, "POST", "/auth/v1/signup", map[string]any{"email": "ivy@example.com", "password": testenv.Password,
 		"data": map[string]any{"org_name": "Ivy Co", "theme": "dark"}})
@@ -1019,6 +1032,7 @@ func TestUpdateUser(t *testing.T) {
 
 // A password change ends the user's other sessions and keeps the current one.
 func TestPasswordChangeEndsOtherSessions(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	const email = "jack@example.com"
 	signedUp := signUp(t, e, email)
@@ -1048,6 +1062,7 @@ func TestPasswordChangeEndsOtherSessions(t *testing.T) {
 // ---- logout ----
 
 func TestLogoutScopes(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	tests := []struct {
 		scope  string
@@ -1097,6 +1112,7 @@ func TestLogoutScopes(t *testing.T) {
 // ---- recovery ----
 
 func TestRecover(t *testing.T) {
+	t.Parallel()
 	mails := &mailRecorder{}
 	e := testenv.New(t, testenv.Options{Mailer: mails})
 	const known, unknown = "kate@example.com", "nobody@example.com"
@@ -1159,6 +1175,7 @@ func TestRecover(t *testing.T) {
 // With an SMTP mailer, the recovery mail reaches the SMTP server and its link
 // verifies.
 func TestRecoverOverSMTP(t *testing.T) {
+	t.Parallel()
 	smtpSrv := testsmtp.Start(t)
 	m, err := mailer.NewSMTP(smtpSrv.URL("mailer", "smtp-pass"), "Voxanne <noreply@example.com>")
 	if err != nil {
@@ -1224,6 +1241,7 @@ func kidOf(t testing.TB, tok string) string {
 }
 
 func TestKeyRotation(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	before := signUp(t, e, "mia@example.com")
 	oldKid := kidOf(t, before.AccessToken)
@@ -1269,10 +1287,18 @@ func TestKeyRotation(t *testing.T) {
 	}
 	wantStatus(t, getUser(t, e, after.AccessToken), 200, "current key after a refused revocation")
 
+	// Warm the verified-token cache: a revoked key must stop its tokens even
+	// when they are cached.
+	if r := e.Do("GET", "/api/session", nil, before.bearer()...); r.Status != 200 {
+		t.Fatalf("/api/session before revocation: %d", r.Status)
+	}
 	if err := e.Keys.Revoke(ctx, oldKid); err != nil {
 		t.Fatalf("revoke %s: %v", oldKid, err)
 	}
 	expectAuthError(t, e, "GET", "/auth/v1/user", nil, 401, "bad_jwt", before.bearer()...)
+	if r := e.Do("GET", "/api/session", nil, before.bearer()...); r.Status != 401 {
+		t.Fatalf("/api/session after revocation: %d %s", r.Status, r.Body)
+	}
 	wantStatus(t, getUser(t, e, after.AccessToken), 200, "token of the current key after revoking the old one")
 	keys, _ = getJWKS(t, e)
 	if keys[oldKid] != nil || keys[newKid] == nil || len(keys) != 1 {
@@ -1281,6 +1307,7 @@ func TestKeyRotation(t *testing.T) {
 }
 
 func TestSigningKeysEncryptedWithKEK(t *testing.T) {
+	t.Parallel()
 	const kek = "c2VjcmV0LWtleS1lbmNyeXB0aW9uLWtleS0zMi1ieXRlcyE"
 	e := testenv.New(t, testenv.Options{KEK: kek})
 	s := signUp(t, e, "noah@example.com")
@@ -1330,6 +1357,7 @@ func TestSigningKeysEncryptedWithKEK(t *testing.T) {
 // ---- legacy HS256 secret ----
 
 func TestLegacyHS256Secret(t *testing.T) {
+	t.Parallel()
 	const secret = "super-secret-jwt-token-with-at-least-32-characters-long"
 	e := testenv.New(t, testenv.Options{JWTSecret: secret})
 	s := signUp(t, e, "olga@example.com")
@@ -1395,6 +1423,7 @@ func TestLegacyHS256Secret(t *testing.T) {
 // ---- rate limits ----
 
 func TestRateLimitPerIP(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{SignIn: voxhttp.Rate{N: 2, Per: time.Hour}}})
 	first := signUp(t, e, "p1@example.com")
 	signUp(t, e, "p2@example.com")
@@ -1412,6 +1441,7 @@ func TestRateLimitPerIP(t *testing.T) {
 
 // Refresh, verify and recover have their own per-IP buckets.
 func TestRateLimitOtherEndpoints(t *testing.T) {
+	t.Parallel()
 	one := voxhttp.Rate{N: 1, Per: time.Hour}
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{Refresh: one, Verify: one, Recover: one}})
 	s := signUp(t, e, "limits@example.com")
@@ -1435,6 +1465,7 @@ func TestRateLimitOtherEndpoints(t *testing.T) {
 }
 
 func TestRateLimitPerEmail(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{Email: voxhttp.Rate{N: 2, Per: time.Hour}}})
 	signUp(t, e, "q1@example.com")
 	signUp(t, e, "q2@example.com")
@@ -1453,6 +1484,7 @@ func TestRateLimitPerEmail(t *testing.T) {
 }
 
 func TestRateLimitForwardedFor(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{SignIn: voxhttp.Rate{N: 2, Per: time.Hour}},
 		ClientIPHeader: "X-Forwarded-For"})
 	n := 0
@@ -1493,6 +1525,7 @@ func TestRateLimitForwardedFor(t *testing.T) {
 // ---- admin ----
 
 func TestAdminUsers(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	svc, err := e.Auth.ServiceRoleToken(ctx, time.Hour)
 	if err != nil {
@@ -1591,6 +1624,7 @@ func TestAdminUsers(t *testing.T) {
 }
 
 func TestAdminUsersErrors(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	svc, err := e.Auth.ServiceRoleToken(ctx, time.Hour)
 	if err != nil {
@@ -1654,6 +1688,7 @@ func TestAdminUsersErrors(t *testing.T) {
 // ---- CORS ----
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	const allowed = "https://app.example.com"
 	e := testenv.New(t, testenv.Options{CORSOrigins: []string{allowed}})
 	preflight := func(origin string) *testenv.Response {
@@ -1724,6 +1759,7 @@ func TestCORS(t *testing.T) {
 // ---- security events ----
 
 func TestSecurityEventsLogged(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	const email, wrongPassword = "rita@example.com", "Wrong-Passw0rd-xyz"
 	up := signUp(t, e, email)
@@ -1766,6 +1802,7 @@ func TestSecurityEventsLogged(t *testing.T) {
 // ---- settings, health, misc ----
 
 func TestAuthSettingsAndHealth(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		opts testenv.Options
@@ -1812,6 +1849,7 @@ func TestAuthSettingsAndHealth(t *testing.T) {
 }
 
 func TestUnknownAuthEndpoint(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	expectAuthError(t, e, "GET", "/auth/v1/nope", nil, 404, "not_found")
 	expectAuthError(t, e, "POST", "/auth/v1/factors", map[string]any{}, 404, "not_found")
@@ -1826,6 +1864,7 @@ func TestUnknownAuthEndpoint(t *testing.T) {
 }
 
 func TestAuthRequestID(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	for _, tc := range []struct {
 		method, path string
@@ -1845,6 +1884,7 @@ func TestAuthRequestID(t *testing.T) {
 // API.md: times are RFC 3339 in UTC. TestMain runs the package in a zone that is
 // not UTC.
 func TestAuthTimesAreUTC(t *testing.T) {
+	t.Parallel()
 	if _, off := time.Now().Zone(); off == 0 {
 		t.Fatal("the test process runs in UTC: TestMain should have set a non-UTC zone")
 	}

@@ -68,6 +68,9 @@ type Claims struct {
 	IsAnonymous  bool           `json:"is_anonymous"`
 	UserMetadata map[string]any `json:"user_metadata"`
 	AppMetadata  AppMetadata    `json:"app_metadata"`
+	// KeyID is the kid of the key Verify checked the signature with ("" for
+	// HS256); it is not a claim and is never read from the payload.
+	KeyID string `json:"-"`
 }
 
 // The jwt.Claims methods exist so that Claims can be handed to code written

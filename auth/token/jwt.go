@@ -264,6 +264,7 @@ func (v *Verifier) Verify(raw string) (*Claims, error) {
 		return nil, ErrAudience
 	}
 	c.Audience = want
+	c.KeyID = h.Kid
 	return c, nil
 }
 
