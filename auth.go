@@ -85,8 +85,6 @@ type AuthService interface {
 	SignUp(ctx context.Context, in SignUpInput, ci ClientInfo) (*User, *Session, error)
 	SignInWithPassword(ctx context.Context, email, password string, ci ClientInfo) (*Session, error)
 	Refresh(ctx context.Context, refreshToken string, ci ClientInfo) (*Session, error)
-	// Authenticate verifies an access token and that its session is still active.
-	Authenticate(ctx context.Context, accessToken string) (*Principal, error)
 	User(ctx context.Context, userID string) (*User, error)
 	UpdateUser(ctx context.Context, p *Principal, in UserUpdate) (*User, error)
 	Logout(ctx context.Context, p *Principal, scope string) error

@@ -72,7 +72,6 @@ func authErr(code, reason, msg string) error {
 var (
 	errInvalidCredentials = authErr(voxanne.EINVALID, voxanne.ReasonInvalidCredentials, "Invalid login credentials")
 	errSessionNotFound    = authErr(voxanne.EUNAUTHORIZED, voxanne.ReasonSessionNotFound, "Session from session_id claim in JWT does not exist")
-	errBadJWT             = authErr(voxanne.EUNAUTHORIZED, voxanne.ReasonBadJWT, "invalid JWT: unable to parse or verify signature, token is expired or invalid")
 	errOTPInvalid         = authErr(voxanne.EFORBIDDEN, voxanne.ReasonOTPExpired, "Email link is invalid or has expired")
 )
 
@@ -495,45 +494,6 @@ func (s *AuthService) announce(revs []voxanne.Revocation) {
 	for _, r := range revs {
 		s.cfg.Revoked(r)
 	}
-}
-
-// Authenticate verifies an access token and that its session is still active.
-func (s *AuthService) Authenticate(ctx context.Context, raw string) (*voxanne.Principal, error) {
-	c, err := s.cfg.Verifier.Verify(raw)
-	if errors.Is(err, token.ErrUnknownKey) {
-		// Perhaps a key rotated by another process: reload, at most once a second.
-		if reloaded, rerr := s.keys.ReloadIfStale(ctx, time.Second); rerr == nil && reloaded {
-			c, err = s.cfg.Verifier.Verify(raw)
-		}
-	}
-	if err != nil {
-		return nil, errBadJWT
-	}
-	p := &voxanne.Principal{UserID: c.Subject, Email: c.Email, SessionID: c.SessionID,
-		OrgID: c.OrgID(), OrgRole: c.OrgRole(), Role: c.Role}
-	if c.Role == token.RoleServiceRole {
-		if c.Issuer != s.cfg.Issuer {
-			// Operator rights here come only from this server's own keys.
-			return nil, errBadJWT
-		}
-		return p, nil
-	}
-	if c.SessionID == "" {
-		return nil, errSessionNotFound
-	}
-	var active bool
-	err = s.db.Auth.QueryRow(ctx, `select revoked_at is null from auth.sessions where id = $1 and user_id = $2`,
-		c.SessionID, c.Subject).Scan(&active)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && !active) {
-		return nil, errSessionNotFound
-	}
-	if voxanne.ErrorCode(mapError("", err)) == voxanne.EINVALID {
-		return nil, errBadJWT // ids in the claims that are not UUIDs
-	}
-	if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
-	}
-	return p, nil
 }
 
 // User returns a user by id.

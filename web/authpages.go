@@ -175,7 +175,7 @@ func (h *Handler) resetPost(w http.ResponseWriter, r *http.Request, csrf string)
 		d.Access, d.Refresh = access, refresh
 		return h.publicPage(w, http.StatusBadRequest, "reset", "Choose a new password", csrf, d)
 	}
-	p, err := h.cfg.Auth.Authenticate(r.Context(), access)
+	p, err := h.cfg.Authenticator.Authenticate(r.Context(), access)
 	if err != nil {
 		d.Error = "The recovery link has expired or was used. Ask for a new one."
 		return h.publicPage(w, http.StatusBadRequest, "reset", "Choose a new password", csrf, d)
@@ -260,7 +260,7 @@ func (h *Handler) acceptPost(w http.ResponseWriter, r *http.Request, csrf string
 		if err := h.startSession(w, sess, ""); err != nil {
 			return err
 		}
-		if p, err = h.cfg.Auth.Authenticate(r.Context(), sess.AccessToken); err != nil {
+		if p, err = h.cfg.Authenticator.Authenticate(r.Context(), sess.AccessToken); err != nil {
 			return err
 		}
 	default:

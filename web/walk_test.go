@@ -30,9 +30,10 @@ type routeCase struct {
 // no session, with another org's session and with each role: a route added
 // without a case here fails the test.
 func TestEveryDashboardRouteIsWalked(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	invID, _ := w.e.Invite(w.owner, "pending@example.com", "member")
-	adminP, err := w.e.Auth.Authenticate(context.Background(), w.owner.AccessToken)
+	adminP, err := w.e.Authn.Authenticate(context.Background(), w.owner.AccessToken)
 	if err != nil {
 		t.Fatal(err)
 	}

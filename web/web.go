@@ -39,8 +39,8 @@ type Rate struct {
 // Config is what the dashboard needs.
 type Config struct {
 	Auth voxanne.AuthService
-	// Authenticator verifies access tokens with the membership checks; nil
-	// uses Auth.Authenticate.
+	// Authenticator verifies access tokens with the membership checks: the
+	// same authenticator as /api (required).
 	Authenticator Authenticator
 	Orgs          voxanne.OrgService
 	Voice         voxanne.VoiceService
@@ -79,9 +79,6 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Authenticator == nil {
-		cfg.Authenticator = cfg.Auth
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), pages: loadPages(), limits: map[string]*rate.Limiter{}}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
