@@ -18,6 +18,7 @@ import (
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth"
+	"github.com/voxanne/voxanne/auth/password"
 	voxhttp "github.com/voxanne/voxanne/http"
 	"github.com/voxanne/voxanne/internal/app"
 	"github.com/voxanne/voxanne/internal/testdb"
@@ -25,6 +26,13 @@ import (
 	"github.com/voxanne/voxanne/postgres"
 	"github.com/voxanne/voxanne/web"
 )
+
+// The tests share two cores with each other (t.Parallel) and with whatever else
+// the machine runs: a password hash may wait for a slot far longer than in
+// production, and a test about something else must not see the 429 that
+// bounded hashing answers then. TestPasswordHashingBusyAnswers429 sets its own
+// short wait.
+func init() { password.MaxWait = time.Minute }
 
 // Options adjust the environment; the zero value is a default server with
 // autoconfirm on and rate limits off.
