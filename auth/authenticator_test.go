@@ -69,6 +69,7 @@ func expectRejected(t *testing.T, e *testenv.Env, tok, code string) {
 }
 
 func TestEveryTokenCheckRejects(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("alice@example.com")
 	if r := e.Do("GET", "/api/session", nil, testenv.Bearer(s.AccessToken)...); r.Status != 200 {
@@ -164,6 +165,7 @@ func forgedWithEmbeddedJWK(t *testing.T, claims map[string]any) string {
 }
 
 func TestOrgComesOnlyFromTheToken(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	a := e.SignUp("a@example.com")
 	b := e.SignUp("b@example.com")
@@ -186,6 +188,7 @@ func TestOrgComesOnlyFromTheToken(t *testing.T) {
 }
 
 func TestCacheHitsAndStats(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("c@example.com")
 	for i := 0; i < 5; i++ {
@@ -205,6 +208,7 @@ func TestCacheHitsAndStats(t *testing.T) {
 
 // Revocations on the instance that makes them: the next request fails.
 func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	ctx := context.Background()
 	cases := map[string]func(s *testenv.Session){
@@ -268,6 +272,7 @@ func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
 // A refreshed token carries the new state: after a role change, the old token is
 // revoked and the refreshed one works with the new role.
 func TestRefreshCarriesNewRole(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("role@example.com")
 	if _, err := e.DB.Owner.Exec(context.Background(), "update memberships set role = 'admin' where user_id = $1", s.User.ID); err != nil {
@@ -291,6 +296,7 @@ func TestRefreshCarriesNewRole(t *testing.T) {
 // A key rotated elsewhere (another instance, or the CLI) is picked up when a
 // token names its kid.
 func TestKeyRotatedByAnotherInstance(t *testing.T) {
+	t.Parallel()
 	e1 := testenv.New(t, testenv.Options{})
 	e2 := testenv.NewOn(t, e1.DB, testenv.Options{})
 	if _, err := e2.Keys.Rotate(context.Background()); err != nil {
@@ -318,6 +324,7 @@ func TestKeyRotatedByAnotherInstance(t *testing.T) {
 // Tokens of an external Supabase project: keys from its JWKS, exact issuer, and
 // the same org rules (membership with the token's role).
 func TestExternalProjectTokens(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	local := e.SignUp("ext@example.com")
 	ext, err := token.NewES256Key()

@@ -46,6 +46,7 @@ func signedEvent(base, path, secret, callID, number string) (*http.Request, erro
 // Events acknowledged with a 2xx survive a SIGKILL of the server mid-stream and
 // are processed exactly once after it starts again.
 func TestAcknowledgedEventsSurviveSIGKILL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cluster, err := pglocal.Start(ctx, pglocal.Options{Dir: testdb.ServerDir(t)})
 	if err != nil {

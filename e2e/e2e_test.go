@@ -71,6 +71,7 @@ func (s *server) stop(t *testing.T) {
 // TestAuthJS drives a running server with the official @supabase/auth-js client
 // (pinned in e2e/authjs/package-lock.json) under node's test runner.
 func TestAuthJS(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("the auth-js end-to-end test (Node.js) is skipped under -short")
 	}

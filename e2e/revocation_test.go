@@ -82,6 +82,7 @@ func rejectedWithin(t *testing.T, url, tok string, d time.Duration) time.Duratio
 // one, or in the database, stops the token on the other within a second, also
 // across a broken listener connection.
 func TestRevocationAcrossInstances(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	cluster, err := pglocal.Start(ctx, pglocal.Options{Dir: testdb.ServerDir(t), Fast: true})
 	if err != nil {

@@ -57,6 +57,7 @@ func makeEntries(t *testing.T, e *testenv.Env, s *testenv.Session) {
 // plain SHA-256 is caught, and verify names the first bad entry. (Without a
 // key the same rewrite verifies: that is what the key is for.)
 func TestAuditKeyCatchesARecomputedChain(t *testing.T) {
+	t.Parallel()
 	keyed := testenv.New(t, testenv.Options{AuditKey: "audit-key-for-tests-0123456789"})
 	s := keyed.SignUp("keyed@example.com")
 	makeEntries(t, keyed, s)
@@ -84,6 +85,7 @@ func TestAuditKeyCatchesARecomputedChain(t *testing.T) {
 
 // Verify names the first entry that was edited.
 func TestAuditVerifyNamesFirstBadEntry(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{AuditKey: "audit-key-for-tests-0123456789"})
 	s := e.SignUp("named@example.com")
 	makeEntries(t, e, s)
@@ -99,6 +101,7 @@ func TestAuditVerifyNamesFirstBadEntry(t *testing.T) {
 // The SQL HMAC is RFC 2104 HMAC-SHA256, as Go computes it, for short and long
 // keys.
 func TestAuditHMACMatchesGo(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	for _, key := range [][]byte{[]byte("k"), []byte("a key of exactly thirty-two byte"), make([]byte, 100)} {
 		msg := []byte("prev-hash||canonical entry")
@@ -118,6 +121,7 @@ func TestAuditHMACMatchesGo(t *testing.T) {
 // "audit.chain_keyed" entry, the plain prefix still verifies, and a rewrite in
 // plain SHA-256 no longer does.
 func TestSealAuditChainsWhenAKeyIsConfigured(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("sealed@example.com")
 	makeEntries(t, e, s)

@@ -282,6 +282,7 @@ func apiRoutes(w *world) []string {
 }
 
 func TestIsolationProofCoversEveryRoute(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	cases := routeCases()
 	for _, p := range apiRoutes(w) {
@@ -297,6 +298,7 @@ func TestIsolationProofCoversEveryRoute(t *testing.T) {
 }
 
 func TestIsolationProofNoToken(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	for _, c := range routeCases() {
 		r := c.build(t, w, w.ownerA)
@@ -362,12 +364,14 @@ func crossTenant(t *testing.T, w *world) {
 }
 
 func TestIsolationProofCrossTenant(t *testing.T) {
+	t.Parallel()
 	crossTenant(t, newWorld(t, testenv.Options{}))
 }
 
 // Layer knock-out: with the application's org_id filter off, row-level
 // security alone keeps the orgs apart.
 func TestIsolationProofRLSAlone(t *testing.T) {
+	t.Parallel()
 	db := knockedOut(t, postgres.Options{KnockOutOrgFilter: true})
 	crossTenant(t, newWorld(t, testenv.Options{DB: db}))
 }
@@ -375,6 +379,7 @@ func TestIsolationProofRLSAlone(t *testing.T) {
 // Layer knock-out: tenant transactions as the owner (row-level security
 // bypassed), the application's org_id filter alone keeps the orgs apart.
 func TestIsolationProofAppFilterAlone(t *testing.T) {
+	t.Parallel()
 	db := knockedOut(t, postgres.Options{KnockOutRLS: true})
 	crossTenant(t, newWorld(t, testenv.Options{DB: db}))
 }
@@ -393,6 +398,7 @@ func knockedOut(t *testing.T, opts postgres.Options) *postgres.DB {
 // The knock-outs really remove their layer: with both off, org B reads A's
 // members (so the two tests above prove something).
 func TestIsolationKnockOutsBite(t *testing.T) {
+	t.Parallel()
 	db := knockedOut(t, postgres.Options{KnockOutRLS: true, KnockOutOrgFilter: true})
 	w := newWorld(t, testenv.Options{DB: db})
 	resp := w.e.Do("GET", "/api/org/members", nil, testenv.Bearer(w.ownerB.AccessToken)...)
@@ -402,6 +408,7 @@ func TestIsolationKnockOutsBite(t *testing.T) {
 }
 
 func TestIsolationProofRoles(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	for _, c := range routeCases() {
 		for _, role := range []string{"member", "admin", "owner"} {
@@ -427,6 +434,7 @@ func TestIsolationProofRoles(t *testing.T) {
 
 // Fields a body must never set: org_id, role, id, created_at.
 func TestIsolationProofBodyCannotSetProtectedFields(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	e := w.e
 	h := testenv.Bearer(w.ownerA.AccessToken)

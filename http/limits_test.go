@@ -86,6 +86,7 @@ func TestSlowExportReadersStarveNoOne(t *testing.T) {
 
 // A complete export is every entry, in order, across page boundaries.
 func TestExportCrossesPages(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	a := e.SignUp("pages@example.com")
 	if _, err := e.DB.Owner.Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash)
@@ -117,6 +118,7 @@ func TestExportCrossesPages(t *testing.T) {
 // Made-up methods and paths cannot grow /metrics: they are counted as "other"
 // and the catch-all route.
 func TestMetricsLabelsBounded(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	send := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -155,6 +157,7 @@ func TestMetricsLabelsBounded(t *testing.T) {
 
 // Free-text filters and search are bounded; the header block is 64 KiB.
 func TestInputSizeLimits(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("limits@example.com")
 	long := strings.Repeat("é", 257)
@@ -226,6 +229,7 @@ func TestPasswordHashingBusyAnswers429(t *testing.T) {
 // user_metadata is at most 4 KiB, at sign-up and after every merge, so no
 // account can make its own tokens unusable; a refused update changes nothing.
 func TestUserMetadataBounded(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	big := map[string]any{"bio": strings.Repeat("b", 5000)}
 	r := e.Do("POST", "/auth/v1/signup", map[string]any{"email": "meta@example.com", "password": "a-long-password-1", "data": big})
@@ -262,6 +266,7 @@ func TestUserMetadataBounded(t *testing.T) {
 // Password changes and org switches are limited per user (each costs a hash
 // or a new session); another user is not affected.
 func TestPerUserLimits(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{
 		PasswordChange: voxhttp.Rate{N: 2, Per: time.Hour}, OrgSwitch: voxhttp.Rate{N: 3, Per: time.Hour}}})
 	a, b := e.SignUp("changer@example.com"), e.SignUp("other@example.com")

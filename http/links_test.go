@@ -47,6 +47,7 @@ func linkRefused(t *testing.T, e *testenv.Env, kind, tokenHash, what string) {
 }
 
 func TestPasswordChangeInvalidatesMailedLinks(t *testing.T) {
+	t.Parallel()
 	mails := &mailRecorder{}
 	e := testenv.New(t, testenv.Options{Mailer: mails})
 	s := signUp(t, e, "links@example.com")
@@ -61,6 +62,7 @@ func TestPasswordChangeInvalidatesMailedLinks(t *testing.T) {
 }
 
 func TestCompletedRecoveryInvalidatesOtherLinks(t *testing.T) {
+	t.Parallel()
 	mails := &mailRecorder{}
 	e := testenv.New(t, testenv.Options{Mailer: mails})
 	signUp(t, e, "twice@example.com")
@@ -76,6 +78,7 @@ func TestCompletedRecoveryInvalidatesOtherLinks(t *testing.T) {
 // Confirmation links go too: by a completed recovery (which confirms the
 // address) and by an operator setting the password.
 func TestRecoveryAndAdminPasswordInvalidateConfirmationLinks(t *testing.T) {
+	t.Parallel()
 	mails := &mailRecorder{}
 	e := testenv.New(t, testenv.Options{Mailer: mails, Autoconfirm: boolPtr(false)})
 	admin, err := e.Auth.ServiceRoleToken(ctx, time.Hour)

@@ -18,6 +18,7 @@ const tokenPath = "/auth/v1/token?grant_type=password"
 // Ten wrong guesses from an attacker's IP use up the attacker's bucket for
 // that address; the real user, from their own IP, still signs in.
 func TestWrongPasswordsDoNotLockOutTheVictim(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{TrustedProxies: voxhttp.TrustedProxies{Hops: 1},
 		RateLimits: &voxhttp.RateLimits{Email: voxhttp.Rate{N: 10, Per: 5 * time.Minute}}})
 	signUp(t, e, "victim@example.com")
@@ -44,6 +45,7 @@ func TestWrongPasswordsDoNotLockOutTheVictim(t *testing.T) {
 // The per-address cap over all IPs bounds guessing from many addresses; it is
 // meant to be far above the per-IP one (10x by default).
 func TestWrongPasswordsCappedPerAddressOverAllIPs(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{TrustedProxies: voxhttp.TrustedProxies{Hops: 1},
 		RateLimits: &voxhttp.RateLimits{Email: voxhttp.Rate{N: 3, Per: time.Hour}, EmailGlobal: voxhttp.Rate{N: 5, Per: time.Hour}}})
 	signUp(t, e, "target@example.com")
@@ -69,6 +71,7 @@ func TestWrongPasswordsCappedPerAddressOverAllIPs(t *testing.T) {
 
 // Correct passwords do not use up the bucket; wrong ones do.
 func TestRightPasswordsDoNotCount(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{RateLimits: &voxhttp.RateLimits{Email: voxhttp.Rate{N: 2, Per: time.Hour},
 		EmailGlobal: voxhttp.Rate{N: 2, Per: time.Hour}}})
 	signUp(t, e, "regular@example.com")
@@ -108,6 +111,7 @@ func TestParallelGuessesBounded(t *testing.T) {
 // /recover is limited per address over all IPs: three requests for one inbox
 // from three IPs send two mails.
 func TestRecoverLimitedPerAddress(t *testing.T) {
+	t.Parallel()
 	mails := &mailRecorder{}
 	e := testenv.New(t, testenv.Options{Mailer: mails, TrustedProxies: voxhttp.TrustedProxies{Hops: 1},
 		RateLimits: &voxhttp.RateLimits{Recover: voxhttp.Rate{N: 10, Per: time.Hour}, RecoverEmail: voxhttp.Rate{N: 2, Per: time.Hour}}})

@@ -10,6 +10,7 @@ import (
 // /metrics carries what operators watch: request latency by route and status,
 // the token cache, verification latency, 401s, database pools and jobs.
 func TestMetricsExposition(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("metrics@example.com")
 	e.Do("GET", "/api/session", nil, testenv.Bearer(s.AccessToken)...)

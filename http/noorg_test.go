@@ -47,6 +47,7 @@ func meOrg(t *testing.T, e *testenv.Env, tok string) (org map[string]any, role a
 }
 
 func TestLeavingTheActiveOrgRefreshesToNoOrg(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -92,6 +93,7 @@ func TestLeavingTheActiveOrgRefreshesToNoOrg(t *testing.T) {
 
 // Removed by an admin rather than leaving: the same.
 func TestRemovedFromTheActiveOrgRefreshesToNoOrg(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	m := e.AddMember(owner, "removed@example.com", "member") // a session for A; also owns their own org
@@ -109,6 +111,7 @@ func TestRemovedFromTheActiveOrgRefreshesToNoOrg(t *testing.T) {
 // everywhere else with no_active_org, and gets an org by creating one or by
 // accepting an invitation.
 func TestUserWithoutOrgs(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	u := e.SignUp("lonely@example.com")
 	handOver(t, e, u, "successor@example.com")

@@ -47,6 +47,7 @@ func securityEvents(t *testing.T, e *testenv.Env, event string) []map[string]any
 }
 
 func TestDeleteOrg(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner-a@example.com")
 	orgA := owner.OrgID()
@@ -134,6 +135,7 @@ func TestDeleteOrg(t *testing.T) {
 }
 
 func TestAdminDeleteLastOwner(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	svc, err := e.Auth.ServiceRoleToken(ctx, time.Hour)
 	if err != nil {
@@ -208,6 +210,7 @@ func TestAdminDeleteLastOwner(t *testing.T) {
 }
 
 func TestAdminDeleteTransfersOwnership(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	svc, err := e.Auth.ServiceRoleToken(ctx, time.Hour)
 	if err != nil {

@@ -399,6 +399,7 @@ func orgAddMember(t testing.TB, e *testenv.Env, owner *testenv.Session, email, r
 // ---- every endpoint needs a live user token ----
 
 func TestOrgEndpointsNeedAToken(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	loggedOut := e.SignUp("gone@example.com")
 	orgExpect(t, orgRequest(t, e, loggedOut.AccessToken, "POST", "/auth/v1/logout?scope=local", nil), http.StatusNoContent, "logout")
@@ -458,6 +459,7 @@ func TestOrgEndpointsNeedAToken(t *testing.T) {
 // ---- GET /api/orgs/validate/{orgId} ----
 
 func TestOrgValidate(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -541,6 +543,7 @@ func TestOrgValidate(t *testing.T) {
 // ---- GET /api/me ----
 
 func TestOrgMe(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -615,6 +618,7 @@ func TestOrgMe(t *testing.T) {
 // ---- POST /api/orgs ----
 
 func TestOrgCreate(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	u := e.SignUp("founder@example.com")
 	home := u.OrgID()
@@ -706,6 +710,7 @@ func TestOrgCreate(t *testing.T) {
 // ---- POST /api/orgs/{orgId}/switch ----
 
 func TestOrgSwitch(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -802,6 +807,7 @@ func TestOrgSwitch(t *testing.T) {
 // ---- GET and PATCH /api/org ----
 
 func TestOrgGetAndRename(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -899,6 +905,7 @@ func TestOrgGetAndRename(t *testing.T) {
 // ---- GET /api/org/members ----
 
 func TestOrgMembers(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	admin := e.AddMember(owner, "admin@example.com", "admin")
@@ -942,6 +949,7 @@ func TestOrgMembers(t *testing.T) {
 // ---- PATCH /api/org/members/{userId} ----
 
 func TestOrgChangeRole(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -1108,6 +1116,7 @@ func orgEqualRoles(a, b map[string]string) bool {
 // ---- DELETE /api/org/members/{userId} ----
 
 func TestOrgRemoveMember(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -1216,6 +1225,7 @@ func TestOrgRemoveMember(t *testing.T) {
 // ---- invitations: create, list, revoke ----
 
 func TestOrgInvitations(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -1433,6 +1443,7 @@ func orgMustJSON(t testing.TB, v any) []byte {
 // ---- POST /api/invitations/accept ----
 
 func TestOrgAcceptInvitation(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("owner@example.com")
 	orgA := owner.OrgID()
@@ -1580,6 +1591,7 @@ func orgVerifyFromMail(t testing.TB, e *testenv.Env, email string) *testenv.Sess
 }
 
 func TestOrgAcceptInvitationNeedsConfirmedEmail(t *testing.T) {
+	t.Parallel()
 	no := false
 	e := testenv.New(t, testenv.Options{Autoconfirm: &no})
 	signUp := func(email string) {
@@ -1671,6 +1683,7 @@ func newOrgScenario(t *testing.T) *orgScenario {
 }
 
 func TestOrgAuditLog(t *testing.T) {
+	t.Parallel()
 	sc := newOrgScenario(t)
 	e, owner := sc.e, sc.owner
 
@@ -1840,6 +1853,7 @@ func TestOrgAuditLog(t *testing.T) {
 }
 
 func TestOrgAuditExportAndVerify(t *testing.T) {
+	t.Parallel()
 	sc := newOrgScenario(t)
 	e, owner := sc.e, sc.owner
 	log := orgAuditAll(t, e, owner.AccessToken)
@@ -1910,6 +1924,7 @@ func TestOrgAuditExportAndVerify(t *testing.T) {
 }
 
 func TestOrgAuditVerifyDetectsDeletion(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		seq  func(n int) int
@@ -2064,6 +2079,7 @@ func orgMetric(t testing.TB, e *testenv.Env, series string) float64 {
 }
 
 func TestOrgCrossTenantMetric(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	a := e.SignUp("a@example.com")
 	b := e.SignUp("b@example.com")

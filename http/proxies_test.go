@@ -62,6 +62,7 @@ func lastSessionIP(t *testing.T, e *testenv.Env) string {
 // whether the proxy is trusted by hop count, by CIDR or through the older
 // VOXANNE_RATE_LIMIT_HEADER alone.
 func TestTrustedProxiesForgedFirstLineNeverWins(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name    string
 		header  string
@@ -99,6 +100,7 @@ func TestTrustedProxiesForgedFirstLineNeverWins(t *testing.T) {
 // Hop counts and CIDRs pick the right-most untrusted address; with no
 // trusted proxy the header is ignored and the socket peer is the client.
 func TestTrustedProxiesChain(t *testing.T) {
+	t.Parallel()
 	cidrs := voxhttp.TrustedProxies{Nets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}}
 	for _, c := range []struct {
 		name    string
@@ -129,6 +131,7 @@ func TestTrustedProxiesChain(t *testing.T) {
 }
 
 func TestParseTrustedProxies(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{"": "", "1": "1", " 2 ": "2", "10.0.0.0/8": "10.0.0.0/8",
 		"10.1.2.3/8, 192.168.0.1": "10.0.0.0/8,192.168.0.1/32", "::1, fd00::/8": "::1/128,fd00::/8"} {
 		p, err := voxhttp.ParseTrustedProxies(in)
@@ -146,6 +149,7 @@ func TestParseTrustedProxies(t *testing.T) {
 // The dashboard reads RemoteAddr; serve wraps it in the resolver's middleware,
 // which puts the resolved client there (a forged first line never wins).
 func TestClientIPMiddlewareForTheDashboard(t *testing.T) {
+	t.Parallel()
 	var got string
 	h := voxhttp.ClientIPResolver{Proxies: voxhttp.TrustedProxies{Hops: 1}}.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.RemoteAddr

@@ -12,6 +12,7 @@ import (
 // Unexpected failures reach the error reporter (Sentry in production) with the
 // request id, and the caller sees only unexpected_failure.
 func TestUnexpectedFailuresAreReported(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("report@example.com")
 	var (

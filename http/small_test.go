@@ -11,6 +11,7 @@ import (
 // Every token answer and every answer with tenant data is kept out of caches;
 // the public JWKS may be cached.
 func TestNoStoreOnTokensAndTenantData(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	signup := e.Do("POST", "/auth/v1/signup", map[string]any{"email": "cache@example.com", "password": testenv.Password})
 	s := e.SignIn("cache@example.com")
@@ -51,6 +52,7 @@ func crossTenantCount(t *testing.T, e *testenv.Env) int {
 // Naming another of one's own orgs is not an attack; naming someone else's is
 // counted.
 func TestCrossTenantCounterCountsOnlyForeignOrgs(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	owner := e.SignUp("two-orgs@example.com")
 	r := e.Do("POST", "/api/orgs", map[string]any{"name": "Second clinic"}, testenv.Bearer(owner.AccessToken)...)

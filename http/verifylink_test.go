@@ -40,6 +40,7 @@ func mailedLink(t *testing.T, body string) string {
 // the fragment (as Supabase Auth does); a used link lands with the error; a
 // redirect_to elsewhere than the site or an allowed origin is ignored.
 func TestMailedLinksVerifyAndRedirect(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{CORSOrigins: []string{"https://app.example.com"}})
 	e.SignUp("clicker@example.com")
 	if r := e.Do("POST", "/auth/v1/recover", map[string]any{"email": "clicker@example.com"}); r.Status != 200 {

@@ -207,6 +207,7 @@ func walkCalls(t *testing.T, v *voiceEnv, s *testenv.Session, path string, betwe
 }
 
 func TestVoiceCallsPagination(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	// 120 calls an hour ago and before, three to a timestamp (the id breaks
 	// ties) at microsecond precision (a cursor cut to milliseconds would skip
@@ -265,6 +266,7 @@ func TestVoiceCallsPagination(t *testing.T) {
 }
 
 func TestVoiceListErrors(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	cursor := func(s string) string { return url.QueryEscape(base64.RawURLEncoding.EncodeToString([]byte(s))) }
 	for _, path := range []string{"/api/calls", "/api/messages", "/api/contacts"} {
@@ -300,6 +302,7 @@ func TestVoiceListErrors(t *testing.T) {
 }
 
 func TestVoiceCallFilters(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	at := func(s string) time.Time {
 		tm, err := time.Parse(time.RFC3339, s)
@@ -371,6 +374,7 @@ func TestVoiceCallFilters(t *testing.T) {
 }
 
 func TestVoiceCallDetailIsAudited(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	contact := insertRow(t, v.e, "contacts", v.orgA, map[string]any{"phone_number": "+14155550123"})
 	started := time.Date(2024, 5, 1, 9, 0, 0, 0, time.UTC)
@@ -454,6 +458,7 @@ func TestVoiceCallDetailIsAudited(t *testing.T) {
 }
 
 func TestVoiceStats(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	at := func(s string) time.Time {
 		tm, err := time.Parse(time.RFC3339, s)
@@ -529,6 +534,7 @@ func TestVoiceStats(t *testing.T) {
 }
 
 func TestVoiceContacts(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	base := time.Now().Add(-48 * time.Hour).UTC()
 	dana := insertRow(t, v.e, "contacts", v.orgA, map[string]any{"phone_number": "+14155550001", "name": "Dana",
@@ -605,6 +611,7 @@ func TestVoiceContacts(t *testing.T) {
 }
 
 func TestVoiceUpdateContact(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	created := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
 	id := insertRow(t, v.e, "contacts", v.orgA, map[string]any{"phone_number": "+14155550001", "name": "Dana",
@@ -685,6 +692,7 @@ func TestVoiceUpdateContact(t *testing.T) {
 }
 
 func TestVoiceMessages(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	base := time.Now().Add(-time.Hour).UTC()
 	dana := insertRow(t, v.e, "contacts", v.orgA, nil)
@@ -744,6 +752,7 @@ func TestVoiceMessages(t *testing.T) {
 }
 
 func TestVoicePhoneNumbers(t *testing.T) {
+	t.Parallel()
 	v := newVoiceEnv(t)
 	add := func(s *testenv.Session, body any) *testenv.Response {
 		t.Helper()

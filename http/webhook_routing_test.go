@@ -44,6 +44,7 @@ func (w *routingWorld) orgData(t *testing.T, org string) (events, calls, message
 // id and A's Twilio number as its own. Events for them on the shared endpoints
 // still go to A only, and B's labels don't even answer assistant requests.
 func TestWebhookRoutingIgnoresTenantClaims(t *testing.T) {
+	t.Parallel()
 	w := newRoutingWorld(t)
 	for _, n := range []map[string]any{
 		{"e164": vapiNumber, "provider": "vapi", "provider_id": vapiNumberID, "assistant_id": assistantID, "label": "mine now"},
@@ -124,6 +125,7 @@ func pathOf(t *testing.T, u string) string {
 // names: A's endpoint receiving an event for B's operator-assigned number keeps
 // it in A, and B sees nothing.
 func TestOrgEndpointOwnsItsEvents(t *testing.T) {
+	t.Parallel()
 	w := newRoutingWorld(t)
 	// B's numbers are assigned by the operator; A connects its own accounts.
 	bNumber, bProviderID := "+14155550177", "pn-b-assigned"
@@ -212,6 +214,7 @@ func (w *routingWorld) serviceToken(t *testing.T) string {
 // Rotation: the new secret works at once, the previous one for the grace
 // period only; the list never shows a secret.
 func TestOrgEndpointRotation(t *testing.T) {
+	t.Parallel()
 	w := newRoutingWorld(t)
 	ep := w.createEndpoint(t, w.owner, map[string]any{"provider": "vapi"})
 	id, path, old := ep["id"].(string), pathOf(t, ep["url"].(string)), ep["secret"].(string)
@@ -275,6 +278,7 @@ func TestOrgEndpointRotation(t *testing.T) {
 }
 
 func TestOrgEndpointValidation(t *testing.T) {
+	t.Parallel()
 	w := newRoutingWorld(t)
 	member := w.e.AddMember(w.owner, "member@example.com", "member")
 	wantError(t, w.as(member, "POST", "/api/org/webhook-endpoints", map[string]any{"provider": "vapi"}), 403, "forbidden")
@@ -302,6 +306,7 @@ func TestOrgEndpointValidation(t *testing.T) {
 // Operator assignments: service_role only; numbers, provider ids and
 // assistant ids are each unique among them.
 func TestOperatorAssignments(t *testing.T) {
+	t.Parallel()
 	w := newRoutingWorld(t)
 	op := testenv.Bearer(w.serviceToken(t))
 	assign := func(body map[string]any) *testenv.Response {

@@ -115,6 +115,7 @@ func (w *voiceWorld) waitProcessed(t *testing.T) {
 }
 
 func TestVapiAuthenticationForms(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{VapiSecretPrev: "old-vapi-secret"})
 	now := time.Now()
 	cases := []struct {
@@ -160,6 +161,7 @@ func TestVapiAuthenticationForms(t *testing.T) {
 }
 
 func TestVapiEventsBecomeCallsOnceAndNeverRegress(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{})
 	statusUpdate := func(id, status string) []byte {
 		return vapiEvent("status-update", id, map[string]any{"status": status})
@@ -216,6 +218,7 @@ func TestVapiEventsBecomeCallsOnceAndNeverRegress(t *testing.T) {
 }
 
 func TestVapiSynchronousMessages(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{})
 	r := w.postVapi(vapiEvent("assistant-request", "call-x", nil))
 	if r.Status != 200 || r.JSON(t)["assistantId"] != assistantID {
@@ -267,6 +270,7 @@ func TestVapiSynchronousMessages(t *testing.T) {
 }
 
 func TestVapiBadInput(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{})
 	cases := []struct {
 		name string
@@ -291,6 +295,7 @@ func TestVapiBadInput(t *testing.T) {
 }
 
 func TestUnroutableEventsAreKeptButAttachedToNoOrg(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{})
 	body := []byte(strings.NewReplacer(vapiNumberID, "pn-nobody", assistantID, "asst-nobody", vapiNumber, "+14155550001").Replace(string(endOfCallReport("call-lost"))))
 	if r := w.postVapi(body); r.Status != 200 {
@@ -314,6 +319,7 @@ func twilioPost(w *voiceWorld, path string, form url.Values, token string) *test
 }
 
 func TestTwilioSMSAndStatus(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{TwilioTokenPrev: "old-token"})
 	sms := url.Values{"MessageSid": {"SM1"}, "AccountSid": {"AC1"}, "From": {caller}, "To": {twilioNumber}, "Body": {"Running late"},
 		"NumMedia": {"1"}, "MediaUrl0": {"https://media.example/1.jpg"}, "MediaContentType0": {"image/jpeg"}}
@@ -370,6 +376,7 @@ func TestTwilioSMSAndStatus(t *testing.T) {
 }
 
 func TestTwilioPublishedSignatureVector(t *testing.T) {
+	t.Parallel()
 	form := url.Values{"CallSid": {"CA1234567890ABCDE"}, "Caller": {"+14158675309"}, "Digits": {"1234"},
 		"From": {"+14158675309"}, "To": {"+18005551212"}, "ReasonConferenceEnded": {"test"}, "Reason": {"Participant"}}
 	if got := webhook.TwilioSignature("12345", "https://mycompany.com/myapp.php?foo=1&bar=2", form); got != "vOEb5UThFn24KEfnOFLQY2AE5FY=" {
@@ -379,6 +386,7 @@ func TestTwilioPublishedSignatureVector(t *testing.T) {
 
 // A job that exhausts its retries stays visible in /health and /metrics.
 func TestDiscardedJobIsVisible(t *testing.T) {
+	t.Parallel()
 	w := newVoiceWorld(t, testenv.Options{})
 	ctx := context.Background()
 	var id int64

@@ -99,6 +99,7 @@ func appendConcurrently(t *testing.T, store *postgres.OrgStore, events []voxanne
 }
 
 func TestAuditConcurrentAppendsToOneOrg(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	// Audit and VerifyAuditLog use the database only; no auth service needed.
 	store := postgres.NewOrgStore(db, nil)
@@ -170,6 +171,7 @@ func TestAuditConcurrentAppendsToOneOrg(t *testing.T) {
 }
 
 func TestAuditConcurrentAppendsKeepOrgsApart(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	store := postgres.NewOrgStore(db, nil)
 	userA, orgA := auditUser(t, db, "a@example.com")

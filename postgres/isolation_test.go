@@ -95,6 +95,7 @@ func principal(user, org string) voxanne.Principal {
 }
 
 func TestSignUpTriggerCreatesOrgAndOwnerMembership(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	var name, role, appRole string
 	err := f.db.Owner.QueryRow(context.Background(), `
@@ -110,6 +111,7 @@ func TestSignUpTriggerCreatesOrgAndOwnerMembership(t *testing.T) {
 }
 
 func TestTenantRoleWithoutClaimsReadsNothing(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	for table := range tenantTables {
@@ -129,6 +131,7 @@ func TestTenantRoleWithoutClaimsReadsNothing(t *testing.T) {
 }
 
 func TestTenantClaimsConfineEveryStatementToTheOrg(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	pa := principal(f.userA, f.orgA)
@@ -179,6 +182,7 @@ func TestTenantClaimsConfineEveryStatementToTheOrg(t *testing.T) {
 // The audit log is append-only for the application: the tenant role cannot
 // change or delete even its own org's entries.
 func TestAuditLogAppendOnly(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	for _, sql := range []string{"update audit_log set action = 'x'", "delete from audit_log", "update audit_heads set seq = 0"} {
@@ -196,6 +200,7 @@ func TestAuditLogAppendOnly(t *testing.T) {
 // An insert or an update that would move a row into another org is refused by
 // the policies' WITH CHECK, whatever the statement says.
 func TestTenantCannotWriteIntoAnotherOrg(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	pa := principal(f.userA, f.orgA)
@@ -226,6 +231,7 @@ func TestTenantCannotWriteIntoAnotherOrg(t *testing.T) {
 }
 
 func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	for table := range tenantTables {
@@ -271,6 +277,7 @@ func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
 // TestEveryTenantTableListed keeps tenantTables complete: any table in public
 // with an org column (or organizations itself) must be covered above.
 func TestEveryTenantTableListed(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	rows, err := db.Owner.Query(context.Background(), `
 		select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -294,6 +301,7 @@ func TestEveryTenantTableListed(t *testing.T) {
 // Operator tables: as org A the tenant role adds A's row only, and reads,
 // changes and deletes nothing, not even A's.
 func TestOperatorTablesWriteOnlyForTenants(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
 	pa := principal(f.userA, f.orgA)
@@ -329,6 +337,7 @@ func TestOperatorTablesWriteOnlyForTenants(t *testing.T) {
 }
 
 func TestInTenantRefusesAPrincipalWithoutOrg(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	err := db.InTenant(context.Background(), voxanne.Principal{UserID: "x"}, func(pgx.Tx) error { return nil })
 	if voxanne.ErrorCode(err) != voxanne.EFORBIDDEN {

@@ -13,6 +13,7 @@ import (
 // The HTTP tests cover the routes; these cover what only the store sees.
 
 func TestVoiceStorePageLimits(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
 	user, org := signUp(t, db, "voice@example.com")
@@ -46,6 +47,7 @@ func TestVoiceStorePageLimits(t *testing.T) {
 // A transcript is never returned without its audit entry: the read and the
 // entry share one tenant transaction.
 func TestVoiceStoreCallReadIsAudited(t *testing.T) {
+	t.Parallel()
 	db := testdb.New(t)
 	ctx := context.Background()
 	user, org := signUp(t, db, "voice@example.com")

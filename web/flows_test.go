@@ -305,6 +305,7 @@ func TestOrgSwitcherInTheHeader(t *testing.T) {
 }
 
 func TestContactSearch(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	webtest.InsertRow(t, w.e, "contacts", w.owner.OrgID(), map[string]any{"name": "Zelda 100%_Match", "email": "zelda@example.com"})
 	a := w.signedIn(t, "owner-a@example.com")

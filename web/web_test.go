@@ -75,6 +75,7 @@ func follow(t *testing.T, c *webtest.Client, path string, max int) (*webtest.Pag
 }
 
 func TestWithoutSessionEveryPageGoesToLoginOnce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	c := webtest.NewClient(t, w.e.URL)
 	for _, p := range append(appPaths, "/calls/"+w.a.CallID, "/contacts/"+w.a.ContactID, "/calls?q=x&status=ended") {
@@ -121,6 +122,7 @@ func TestWithoutSessionEveryPageGoesToLoginOnce(t *testing.T) {
 }
 
 func TestLoginNextMustBeSameOriginPath(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	e.SignUp("next@example.com")
 	for next, want := range map[string]string{
@@ -147,6 +149,7 @@ func TestLoginNextMustBeSameOriginPath(t *testing.T) {
 }
 
 func TestCSRFRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	c := w.signedIn(t, "owner-a@example.com")
 	good := c.Token("/contacts/" + w.a.ContactID)
@@ -201,6 +204,7 @@ func TestCSRFRefusalsChangeNothing(t *testing.T) {
 }
 
 func TestSecurityHeadersAndCookie(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	anon := webtest.NewClient(t, w.e.URL)
 	login := anon.Get("/login")
@@ -255,6 +259,7 @@ func TestSecurityHeadersAndCookie(t *testing.T) {
 }
 
 func TestAnotherOrgsIDsAreNotFound(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	b := w.signedIn(t, "owner-b@example.com")
 	tok := b.Token("/calls")
@@ -303,6 +308,7 @@ func TestAnotherOrgsIDsAreNotFound(t *testing.T) {
 }
 
 func TestRolesHideAndRefuse(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	m := w.signedIn(t, "member-a@example.com")
 	team := m.Get("/team")
@@ -360,6 +366,7 @@ func TestRolesHideAndRefuse(t *testing.T) {
 }
 
 func TestHostileContentIsEscaped(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("escape@example.com")
 	org := s.OrgID()
@@ -392,6 +399,7 @@ func TestHostileContentIsEscaped(t *testing.T) {
 }
 
 func TestLogoutEndsTheAuthSession(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("bye@example.com")
 	c := webtest.NewClient(t, e.URL)
@@ -418,6 +426,7 @@ func TestLogoutEndsTheAuthSession(t *testing.T) {
 }
 
 func TestRevokedElsewhereSignsOutOnNextPage(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("revoke@example.com")
 	c := webtest.NewClient(t, e.URL)
@@ -441,6 +450,7 @@ func TestRevokedElsewhereSignsOutOnNextPage(t *testing.T) {
 }
 
 func TestRemovedMemberSeesOrgErrorPage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	m := w.signedIn(t, "member-a@example.com")
 	if r := m.Get("/calls"); r.Status != 200 || !strings.Contains(r.Body, "Alpha") {
@@ -493,6 +503,7 @@ func TestRemovedMemberSeesOrgErrorPage(t *testing.T) {
 }
 
 func TestRoleChangeTakesEffectOnNextPage(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	m := w.signedIn(t, "member-a@example.com")
 	if strings.Contains(m.Get("/team").Body, `action="/team/invite"`) {
@@ -529,6 +540,7 @@ func TestAccessTokenIsRefreshedBeforeExpiry(t *testing.T) {
 }
 
 func TestListsPaginateAndFilter(t *testing.T) {
+	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("pages@example.com")
 	for i := 0; i < 55; i++ {
