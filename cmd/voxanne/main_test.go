@@ -97,6 +97,7 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 }
 
 func TestUsageAndExitCodes(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args []string
 		code int
@@ -186,6 +187,7 @@ func stopAndCheckNoPostgres(t *testing.T, cmd *exec.Cmd, pgPID int, logs *locked
 // /health (target 15 s, reported); a later start (target 5 s); Ctrl-C leaves no
 // PostgreSQL.
 func TestServeManagedClusterLifecycle(t *testing.T) {
+	t.Parallel()
 	dataDir := testdb.ServerDir(t)
 	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL="}
 	cmd, url, logs := startServe(t, env, 15*time.Second)
@@ -205,6 +207,7 @@ func TestServeManagedClusterLifecycle(t *testing.T) {
 }
 
 func TestServeRefusesBadConfigWithOneLine(t *testing.T) {
+	t.Parallel()
 	for env, name := range map[string]string{
 		"VOXANNE_JWT_EXP=-5":                          "VOXANNE_JWT_EXP",
 		"VOXANNE_TRUSTED_PROXIES=the-load-balancer":   "VOXANNE_TRUSTED_PROXIES",
@@ -224,6 +227,7 @@ func TestServeRefusesBadConfigWithOneLine(t *testing.T) {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	dataDir := testdb.ServerDir(t)
 	runCmd := func(args ...string) string {
 		cmd := exec.Command(binary, args...)
@@ -273,6 +277,7 @@ func (l *lockedBuffer) String() string {
 // The demo seeds a login and a few days of calls and texts through the signed
 // webhook path; a second start adds nothing but a new password.
 func TestServeDemo(t *testing.T) {
+	t.Parallel()
 	dataDir := testdb.ServerDir(t)
 	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}
 	login := regexp.MustCompile(`sign in with (\S+) / (\S+)`)
@@ -336,6 +341,7 @@ func demoStat(t *testing.T, url, tok, field string) int {
 // webhook send signs a sample so the server accepts it; a wrong secret is
 // refused and the command fails.
 func TestWebhookSend(t *testing.T) {
+	t.Parallel()
 	dataDir := testdb.ServerDir(t)
 	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json",
 		"VOXANNE_VAPI_SECRET=right-secret-0123456789", "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789"}

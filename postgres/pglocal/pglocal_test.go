@@ -50,6 +50,7 @@ func waitGone(t *testing.T, pid int) {
 }
 
 func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	c := start(t, dir)
 	if !c.Initialized {
@@ -126,6 +127,7 @@ func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
 // A Voxanne killed with SIGKILL leaves its server running; the next start adopts
 // that server and stops it on exit instead of leaving it behind.
 func TestAdoptsServerOfACrashedRun(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	first := start(t, dir)
 	second := start(t, dir)
@@ -139,6 +141,7 @@ func TestAdoptsServerOfACrashedRun(t *testing.T) {
 }
 
 func TestStalePidFileOfAnotherProcess(t *testing.T) {
+	t.Parallel()
 	dir := dataDir(t)
 	c := start(t, dir)
 	if err := c.Stop(context.Background()); err != nil {
@@ -159,6 +162,7 @@ func TestStalePidFileOfAnotherProcess(t *testing.T) {
 }
 
 func TestTooLongSocketPath(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(dataDir(t), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 	_, err := pglocal.Start(context.Background(), pglocal.Options{Dir: dir})
 	if err == nil {
@@ -167,6 +171,7 @@ func TestTooLongSocketPath(t *testing.T) {
 }
 
 func TestNoBinaries(t *testing.T) {
+	t.Parallel()
 	_, err := pglocal.Start(context.Background(), pglocal.Options{Dir: dataDir(t), BinDir: t.TempDir()})
 	if err == nil {
 		t.Fatal("started without binaries")
@@ -174,6 +179,7 @@ func TestNoBinaries(t *testing.T) {
 }
 
 func TestFindBinDir(t *testing.T) {
+	t.Parallel()
 	d, err := pglocal.FindBinDir()
 	if err != nil {
 		t.Fatal(err)
