@@ -39,6 +39,10 @@ type KeyRing struct {
 
 	reloadMu   sync.Mutex
 	lastReload time.Time
+	// loadMu serializes reloads from the read to the swap, so a reload that
+	// read the table before a revocation can never finish after it and
+	// bring the revoked key back.
+	loadMu sync.Mutex
 }
 
 // NewKeyRing returns a key ring; kekSecret may be empty (keys stored unencrypted).
@@ -98,6 +102,8 @@ func (r *KeyRing) insertKey(ctx context.Context, tx pgx.Tx) error {
 // reload reads the current and trusted keys; a key sealed without a configured
 // key-encryption key stops it with a clear error.
 func (r *KeyRing) reload(ctx context.Context) error {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
 	rows, err := r.db.Auth.Query(ctx, `select kid, private_key, encrypted, status = 'current'
 		from auth.signing_keys
 		where status = 'current' or (status = 'trusted' and (trusted_until is null or trusted_until > now()))
