@@ -5,11 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,44 +20,10 @@ import (
 // Ingestion is built elsewhere: these tests arrange voice data by inserting
 // rows through the owner pool, as the webhook jobs would.
 
-var voiceSeq atomic.Int64
-
-// insertRow inserts a row of org into a voice table (calls, messages,
-// contacts, phone_numbers), filling the required columns fields leaves out,
-// and returns its id.
+// insertRow inserts a row of org into a voice table (testenv.Env.InsertRow).
 func insertRow(t testing.TB, e *testenv.Env, table, org string, fields map[string]any) string {
 	t.Helper()
-	n := voiceSeq.Add(1)
-	f := map[string]any{"org_id": org}
-	switch table {
-	case "calls":
-		f["provider_call_id"] = fmt.Sprintf("call-%d-%s", n, uuid.NewString())
-		f["status"] = "ended"
-	case "messages":
-		f["provider_message_id"] = fmt.Sprintf("SM%d%s", n, strings.ReplaceAll(uuid.NewString(), "-", ""))
-		f["direction"] = "inbound"
-	case "contacts":
-		f["phone_number"] = fmt.Sprintf("+1212%07d", n)
-	case "phone_numbers":
-		f["provider"] = "vapi"
-		f["e164"] = fmt.Sprintf("+1646%07d", n)
-	default:
-		t.Fatalf("insertRow: unknown table %s", table)
-	}
-	maps.Copy(f, fields)
-	cols := slices.Sorted(maps.Keys(f))
-	args := make([]any, len(cols))
-	marks := make([]string, len(cols))
-	for i, c := range cols {
-		args[i] = f[c]
-		marks[i] = fmt.Sprintf("$%d", i+1)
-	}
-	var id string
-	sql := fmt.Sprintf("insert into %s (%s) values (%s) returning id::text", table, strings.Join(cols, ", "), strings.Join(marks, ", "))
-	if err := e.DB.Owner.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return id
+	return e.InsertRow(t, table, org, fields)
 }
 
 // voiceFixture is one call, contact, message and phone number of an org, and

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -141,40 +142,10 @@ func (s *VoiceStore) ContactNames(ctx context.Context, p *voxanne.Principal, ids
 // contains q (ignoring case), newest first, paged with the cursors of
 // ListContacts.
 func (s *VoiceStore) SearchContacts(ctx context.Context, p *voxanne.Principal, q string, pg voxanne.Page) ([]voxanne.Contact, string, error) {
-	if len(q) > 256 {
+	if utf8.RuneCountInString(q) > 256 {
 		return nil, "", voxanne.Errorf(voxanne.EINVALID, "the search is longer than 256 characters")
 	}
-	k, err := decodeKeyset(pg.Cursor)
-	if err != nil {
-		return nil, "", err
-	}
-	limit := pageLimit(pg)
-	lq := s.newQuery(p)
-	lq.after(k)
-	pattern := lq.arg("%" + likeEscaper.Replace(q) + "%")
-	lq.where("(coalesce(name, '') ilike " + pattern + " or phone_number ilike " + pattern + " or coalesce(email, '') ilike " + pattern + ")")
-	var rows []contactRow
-	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		r, err := tx.Query(ctx, `select `+contactColumns+`, created_at from contacts`+lq.page(limit), lq.args...)
-		if err != nil {
-			return err
-		}
-		rows, err = pgx.CollectRows(r, scanContactRow)
-		return err
-	})
-	if err != nil {
-		return nil, "", mapError("search contacts", err)
-	}
-	ats := make([]time.Time, len(rows))
-	for i, c := range rows {
-		ats[i] = c.createdAt
-	}
-	rows, next := trimPage(rows, ats, func(c contactRow) string { return c.ID }, limit)
-	out := make([]voxanne.Contact, len(rows))
-	for i, c := range rows {
-		out[i] = c.Contact
-	}
-	return out, next, nil
+	return s.listContacts(ctx, p, q, pg)
 }
 
 // likeEscaper makes a search string match literally inside a LIKE pattern.

@@ -301,6 +301,12 @@ func (s *VoiceStore) ListMessages(ctx context.Context, p *voxanne.Principal, con
 // ListContacts lists the org's contacts, newest first by when they were
 // created: an order that later activity cannot change, so paging is stable.
 func (s *VoiceStore) ListContacts(ctx context.Context, p *voxanne.Principal, pg voxanne.Page) ([]voxanne.Contact, string, error) {
+	return s.listContacts(ctx, p, "", pg)
+}
+
+// listContacts is ListContacts narrowed, when search is set, to contacts whose
+// name, number or email contains it (SearchContacts).
+func (s *VoiceStore) listContacts(ctx context.Context, p *voxanne.Principal, search string, pg voxanne.Page) ([]voxanne.Contact, string, error) {
 	k, err := decodeKeyset(pg.Cursor)
 	if err != nil {
 		return nil, "", err
@@ -308,6 +314,10 @@ func (s *VoiceStore) ListContacts(ctx context.Context, p *voxanne.Principal, pg 
 	limit := pageLimit(pg)
 	q := s.newQuery(p)
 	q.after(k)
+	if search != "" {
+		pattern := q.arg("%" + likeEscaper.Replace(search) + "%")
+		q.where("(coalesce(name, '') ilike " + pattern + " or phone_number ilike " + pattern + " or coalesce(email, '') ilike " + pattern + ")")
+	}
 	var rows []contactRow
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
 		r, err := tx.Query(ctx, `select `+contactColumns+`, created_at from contacts`+q.page(limit), q.args...)

@@ -7,14 +7,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth"
@@ -400,4 +406,44 @@ func (e *Env) AddMember(owner *Session, email, role string) *Session {
 		e.T.Fatalf("accept for %s: %d %s", email, r.Status, r.Body)
 	}
 	return e.Switch(s, owner.OrgID())
+}
+
+var rowSeq atomic.Int64
+
+// InsertRow inserts a row of org into a voice table (calls, messages,
+// contacts, phone_numbers) through the owner pool, as the webhook jobs would,
+// filling the required columns fields leaves out, and returns its id.
+func (e *Env) InsertRow(t testing.TB, table, org string, fields map[string]any) string {
+	t.Helper()
+	n := rowSeq.Add(1)
+	f := map[string]any{"org_id": org}
+	switch table {
+	case "calls":
+		f["provider_call_id"] = fmt.Sprintf("call-%d-%s", n, uuid.NewString())
+		f["status"] = "ended"
+	case "messages":
+		f["provider_message_id"] = fmt.Sprintf("SM%d%s", n, strings.ReplaceAll(uuid.NewString(), "-", ""))
+		f["direction"] = "inbound"
+	case "contacts":
+		f["phone_number"] = fmt.Sprintf("+1212%07d", n)
+	case "phone_numbers":
+		f["provider"] = "vapi"
+		f["e164"] = fmt.Sprintf("+1646%07d", n)
+	default:
+		t.Fatalf("InsertRow: unknown table %s", table)
+	}
+	maps.Copy(f, fields)
+	cols := slices.Sorted(maps.Keys(f))
+	args := make([]any, len(cols))
+	marks := make([]string, len(cols))
+	for i, c := range cols {
+		args[i] = f[c]
+		marks[i] = fmt.Sprintf("$%d", i+1)
+	}
+	var id string
+	sql := fmt.Sprintf("insert into %s (%s) values (%s) returning id::text", table, strings.Join(cols, ", "), strings.Join(marks, ", "))
+	if err := e.DB.Owner.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return id
 }

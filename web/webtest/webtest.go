@@ -4,21 +4,16 @@
 package webtest
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/voxanne/voxanne/internal/testenv"
 )
@@ -137,44 +132,13 @@ func (c *Client) SetCookie(name, value string) {
 	c.HC.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
 
+// seq numbers the fixtures' phone numbers.
 var seq atomic.Int64
 
-// InsertRow inserts a row of org into a voice table (calls, messages,
-// contacts, phone_numbers) through the owner pool, filling the required
-// columns fields leaves out, and returns its id.
+// InsertRow inserts a row of org into a voice table (testenv.Env.InsertRow).
 func InsertRow(t testing.TB, e *testenv.Env, table, org string, fields map[string]any) string {
 	t.Helper()
-	n := seq.Add(1)
-	f := map[string]any{"org_id": org}
-	switch table {
-	case "calls":
-		f["provider_call_id"] = fmt.Sprintf("web-call-%d-%s", n, uuid.NewString())
-		f["status"] = "ended"
-	case "messages":
-		f["provider_message_id"] = fmt.Sprintf("SMweb%d%s", n, strings.ReplaceAll(uuid.NewString(), "-", ""))
-		f["direction"] = "inbound"
-	case "contacts":
-		f["phone_number"] = fmt.Sprintf("+1313%07d", n)
-	case "phone_numbers":
-		f["provider"] = "vapi"
-		f["e164"] = fmt.Sprintf("+1717%07d", n)
-	default:
-		t.Fatalf("InsertRow: unknown table %s", table)
-	}
-	maps.Copy(f, fields)
-	cols := slices.Sorted(maps.Keys(f))
-	args := make([]any, len(cols))
-	marks := make([]string, len(cols))
-	for i, c := range cols {
-		args[i] = f[c]
-		marks[i] = fmt.Sprintf("$%d", i+1)
-	}
-	var id string
-	sql := fmt.Sprintf("insert into %s (%s) values (%s) returning id::text", table, strings.Join(cols, ", "), strings.Join(marks, ", "))
-	if err := e.DB.Owner.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-	return id
+	return e.InsertRow(t, table, org, fields)
 }
 
 // Fixture is one org's call, contact, message and phone number, and strings
