@@ -218,12 +218,12 @@ func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
 			}
 		},
 		"role change": func(s *testenv.Session) {
-			if _, err := e.DB.Owner.Exec(ctx, "update memberships set role = 'member' where user_id = $1", s.User.ID); err != nil {
+			if _, err := e.Exec(ctx, "update memberships set role = 'member' where user_id = $1", s.User.ID); err != nil {
 				t.Fatal(err)
 			}
 		},
 		"removal from org": func(s *testenv.Session) {
-			if _, err := e.DB.Owner.Exec(ctx, "delete from memberships where user_id = $1", s.User.ID); err != nil {
+			if _, err := e.Exec(ctx, "delete from memberships where user_id = $1", s.User.ID); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -234,7 +234,7 @@ func TestRevocationTakesEffectOnTheNextRequest(t *testing.T) {
 			}
 		},
 		"user deleted": func(s *testenv.Session) {
-			if _, err := e.DB.Owner.Exec(ctx, "delete from auth.users where id = $1", s.User.ID); err != nil {
+			if _, err := e.Exec(ctx, "delete from auth.users where id = $1", s.User.ID); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -275,7 +275,7 @@ func TestRefreshCarriesNewRole(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	s := e.SignUp("role@example.com")
-	if _, err := e.DB.Owner.Exec(context.Background(), "update memberships set role = 'admin' where user_id = $1", s.User.ID); err != nil {
+	if _, err := e.Exec(context.Background(), "update memberships set role = 'admin' where user_id = $1", s.User.ID); err != nil {
 		t.Fatal(err)
 	}
 	r := e.Do("POST", "/auth/v1/token?grant_type=refresh_token", map[string]any{"refresh_token": s.RefreshToken})

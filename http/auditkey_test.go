@@ -16,10 +16,10 @@ import (
 func rewriteChainInPlainSHA256(t *testing.T, e *testenv.Env, org string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := e.DB.Owner.Exec(ctx, `update audit_log set details = '{"forged": true}' where org_id = $1 and seq = 2`, org); err != nil {
+	if _, err := e.Exec(ctx, `update audit_log set details = '{"forged": true}' where org_id = $1 and seq = 2`, org); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.DB.Owner.Exec(ctx, fmt.Sprintf(`do $$
+	_, err := e.Exec(ctx, fmt.Sprintf(`do $$
 		declare r audit_log; prev bytea := '\x'; h bytea;
 		begin
 		  for r in select * from audit_log where org_id = '%s' order by seq loop
@@ -65,7 +65,7 @@ func TestAuditKeyCatchesARecomputedChain(t *testing.T) {
 		t.Fatalf("fresh keyed chain: %v", v)
 	}
 	var allKeyed bool
-	if err := keyed.DB.Owner.QueryRow(context.Background(), `select bool_and(keyed) from audit_log where org_id = $1`, s.OrgID()).Scan(&allKeyed); err != nil || !allKeyed {
+	if err := keyed.QueryRow(context.Background(), `select bool_and(keyed) from audit_log where org_id = $1`, s.OrgID()).Scan(&allKeyed); err != nil || !allKeyed {
 		t.Fatalf("entries keyed: %v %v", allKeyed, err)
 	}
 	rewriteChainInPlainSHA256(t, keyed, s.OrgID())
@@ -89,7 +89,7 @@ func TestAuditVerifyNamesFirstBadEntry(t *testing.T) {
 	e := testenv.New(t, testenv.Options{AuditKey: "audit-key-for-tests-0123456789"})
 	s := e.SignUp("named@example.com")
 	makeEntries(t, e, s)
-	if _, err := e.DB.Owner.Exec(context.Background(), `update audit_log set action = 'org.nothing_happened' where org_id = $1 and seq = 3`, s.OrgID()); err != nil {
+	if _, err := e.Exec(context.Background(), `update audit_log set action = 'org.nothing_happened' where org_id = $1 and seq = 3`, s.OrgID()); err != nil {
 		t.Fatal(err)
 	}
 	v := auditVerify(t, e, s)
@@ -106,7 +106,7 @@ func TestAuditHMACMatchesGo(t *testing.T) {
 	for _, key := range [][]byte{[]byte("k"), []byte("a key of exactly thirty-two byte"), make([]byte, 100)} {
 		msg := []byte("prev-hash||canonical entry")
 		var got []byte
-		if err := e.DB.Owner.QueryRow(context.Background(), `select audit_hmac($1, $2)`, key, msg).Scan(&got); err != nil {
+		if err := e.QueryRow(context.Background(), `select audit_hmac($1, $2)`, key, msg).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
 		m := hmac.New(sha256.New, key)

@@ -350,7 +350,7 @@ func sha(s string) []byte {
 
 func exec(t testing.TB, e *testenv.Env, sql string, args ...any) int64 {
 	t.Helper()
-	tag, err := e.DB.Owner.Exec(ctx, sql, args...)
+	tag, err := e.Exec(ctx, sql, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
@@ -360,7 +360,7 @@ func exec(t testing.TB, e *testenv.Env, sql string, args ...any) int64 {
 func queryInt(t testing.TB, e *testenv.Env, sql string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	if err := e.DB.Owner.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+	if err := e.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return n
@@ -430,7 +430,7 @@ func TestSignUp(t *testing.T) {
 	// The trigger made the org, named from data.org_name, with the user as owner.
 	org, _ := s.User["app_metadata"].(map[string]any)["org_id"].(string)
 	var name, role string
-	err := e.DB.Owner.QueryRow(ctx, `select o.name, m.role from organizations o join memberships m on m.org_id = o.id
+	err := e.QueryRow(ctx, `select o.name, m.role from organizations o join memberships m on m.org_id = o.id
 		where o.id = $1 and m.user_id = $2`, org, s.userID()).Scan(&name, &role)
 	if err != nil || name != "Acme Calls" || role != "owner" {
 		t.Errorf("org %s: name %q, role %q, err %v; want Acme Calls, owner", org, name, role, err)
@@ -677,7 +677,7 @@ func TestSignInImportedBcryptUser(t *testing.T) {
 	expectAuthError(t, e, "POST", "/auth/v1/token?grant_type=password", map[string]any{"email": email, "password": "not-the-Passw0rd"},
 		400, "invalid_credentials")
 	var stored string
-	if err := e.DB.Owner.QueryRow(ctx, "select encrypted_password from auth.users where email = $1", email).Scan(&stored); err != nil {
+	if err := e.QueryRow(ctx, "select encrypted_password from auth.users where email = $1", email).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if stored != string(hash) {
@@ -686,7 +686,7 @@ func TestSignInImportedBcryptUser(t *testing.T) {
 
 	s := signIn(t, e, email, pw)
 	checkSession(t, e, s, email)
-	if err := e.DB.Owner.QueryRow(ctx, "select encrypted_password from auth.users where email = $1", email).Scan(&stored); err != nil {
+	if err := e.QueryRow(ctx, "select encrypted_password from auth.users where email = $1", email).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(stored, "$argon2id$") {
@@ -1315,7 +1315,7 @@ func TestSigningKeysEncryptedWithKEK(t *testing.T) {
 	if _, err := e.Keys.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := e.DB.Owner.Query(ctx, "select kid, private_key, encrypted from auth.signing_keys")
+	rows, err := e.Query(ctx, "select kid, private_key, encrypted from auth.signing_keys")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestSlowExportReadersStarveNoOne(t *testing.T) {
 	a, b := e.SignUp("exporter@example.com"), e.SignUp("bystander@example.com")
 	// A log far larger than any socket buffer: the export must block on the
 	// client, not finish.
-	if _, err := e.DB.Owner.Exec(context.Background(), `insert into audit_log (org_id, action, details, prev_hash, hash)
+	if _, err := e.Exec(context.Background(), `insert into audit_log (org_id, action, details, prev_hash, hash)
 		select $1, 'bulk.entry', jsonb_build_object('n', g, 'pad', repeat('x', 2000)), '', '' from generate_series(1, 6000) g`, a.OrgID()); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestSlowExportReadersStarveNoOne(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	held := int32(-1)
 	for time.Now().Before(deadline) {
-		if held = e.DB.Tenant.Stat().AcquiredConns(); held == 0 {
+		if held = e.DB.TenantStat().Acquired; held == 0 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -89,7 +89,7 @@ func TestExportCrossesPages(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	a := e.SignUp("pages@example.com")
-	if _, err := e.DB.Owner.Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash)
+	if _, err := e.Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash)
 		select $1, 'bulk.entry', '', '' from generate_series(1, 1234)`, a.OrgID()); err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestExportCrossesPages(t *testing.T) {
 		}
 	}
 	var want int
-	if err := e.DB.Owner.QueryRow(context.Background(), `select count(*) from audit_log where org_id = $1`, a.OrgID()).Scan(&want); err != nil {
+	if err := e.QueryRow(context.Background(), `select count(*) from audit_log where org_id = $1`, a.OrgID()).Scan(&want); err != nil {
 		t.Fatal(err)
 	}
 	if n != want || n < 1234 {
@@ -237,7 +237,7 @@ func TestUserMetadataBounded(t *testing.T) {
 		t.Fatalf("sign-up with 5 KB of metadata: %d %s", r.Status, r.Body)
 	}
 	var n int
-	if err := e.DB.Owner.QueryRow(context.Background(), `select count(*) from auth.users where email = 'meta@example.com'`).Scan(&n); err != nil || n != 0 {
+	if err := e.QueryRow(context.Background(), `select count(*) from auth.users where email = 'meta@example.com'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("refused sign-up left %d users (%v)", n, err)
 	}
 	s := e.SignUp("meta@example.com")
@@ -251,7 +251,7 @@ func TestUserMetadataBounded(t *testing.T) {
 		t.Fatalf("merged past 4 KB: %d %s", r.Status, r.Body)
 	}
 	var meta string
-	if err := e.DB.Owner.QueryRow(context.Background(), `select raw_user_meta_data::text from auth.users where email = 'meta@example.com'`).Scan(&meta); err != nil || strings.Contains(meta, `"b"`) {
+	if err := e.QueryRow(context.Background(), `select raw_user_meta_data::text from auth.users where email = 'meta@example.com'`).Scan(&meta); err != nil || strings.Contains(meta, `"b"`) {
 		t.Fatalf("refused update was written: %.80s %v", meta, err)
 	}
 	op, err := e.Auth.ServiceRoleToken(context.Background(), time.Minute)

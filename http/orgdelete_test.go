@@ -105,7 +105,7 @@ func TestDeleteOrg(t *testing.T) {
 		var seq int64
 		var hash []byte
 		var members []map[string]string
-		err := e.DB.Owner.QueryRow(ctx, `select name, via, deleted_by::text, audit_seq, audit_hash, members from org_deletions where org_id = $1`, orgA).
+		err := e.QueryRow(ctx, `select name, via, deleted_by::text, audit_seq, audit_hash, members from org_deletions where org_id = $1`, orgA).
 			Scan(&name, &via, &deletedBy, &seq, &hash, &members)
 		if err != nil {
 			t.Fatal(err)

@@ -51,7 +51,7 @@ func postVia(t *testing.T, e *testenv.Env, path string, body any, lines ...strin
 func lastSessionIP(t *testing.T, e *testenv.Env) string {
 	t.Helper()
 	var ip string
-	if err := e.DB.Owner.QueryRow(t.Context(), "select coalesce(ip, '') from auth.sessions order by created_at desc limit 1").Scan(&ip); err != nil {
+	if err := e.QueryRow(t.Context(), "select coalesce(ip, '') from auth.sessions order by created_at desc limit 1").Scan(&ip); err != nil {
 		t.Fatal(err)
 	}
 	return ip

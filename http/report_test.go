@@ -25,8 +25,7 @@ func TestUnexpectedFailuresAreReported(t *testing.T) {
 		got = append(got, requestID+" "+err.Error())
 	}
 	// The cached token keeps authenticating; the database behind it is gone.
-	e.DB.Tenant.Close()
-	e.DB.Auth.Close()
+	e.DB.Close()
 	r := e.Do("GET", "/api/me", nil, testenv.Bearer(s.AccessToken)...)
 	if r.Status != 500 || r.JSON(t)["code"] != "unexpected_failure" || strings.Contains(string(r.Body), "closed") {
 		t.Fatalf("%d %s", r.Status, r.Body)

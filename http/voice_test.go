@@ -118,7 +118,7 @@ func callIDs(cs []voxanne.Call) []string {
 // database orders them.
 func orderedIDs(t *testing.T, e *testenv.Env, table, org string) []string {
 	t.Helper()
-	rows, err := e.DB.Owner.Query(context.Background(),
+	rows, err := e.Query(context.Background(),
 		"select id::text from "+table+" where org_id = $1 order by created_at desc, id desc", org)
 	if err != nil {
 		t.Fatal(err)
@@ -606,7 +606,7 @@ func TestVoiceUpdateContact(t *testing.T) {
 	}
 	var org string
 	var createdAt time.Time
-	if err := v.e.DB.Owner.QueryRow(context.Background(), "select org_id::text, created_at from contacts where id = $1", id).Scan(&org, &createdAt); err != nil {
+	if err := v.e.QueryRow(context.Background(), "select org_id::text, created_at from contacts where id = $1", id).Scan(&org, &createdAt); err != nil {
 		t.Fatal(err)
 	}
 	if org != v.orgA || !createdAt.Equal(created) {
@@ -733,7 +733,7 @@ func TestVoicePhoneNumbers(t *testing.T) {
 		t.Fatalf("number: %s", r.Body)
 	}
 	var org string
-	if err := v.e.DB.Owner.QueryRow(context.Background(), "select org_id::text from phone_numbers where id = $1", n.ID).Scan(&org); err != nil || org != v.orgA {
+	if err := v.e.QueryRow(context.Background(), "select org_id::text from phone_numbers where id = $1", n.ID).Scan(&org); err != nil || org != v.orgA {
 		t.Fatalf("number's org %s %v", org, err)
 	}
 	// Twilio numbers need no provider or assistant id.

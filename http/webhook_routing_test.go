@@ -235,7 +235,7 @@ func TestOrgEndpointRotation(t *testing.T) {
 		t.Fatal("new or previous secret refused during the grace period")
 	}
 	// The grace period ends.
-	if _, err := w.e.DB.Owner.Exec(context.Background(), `update webhook_endpoints set previous_valid_until = now() - interval '1 second' where id = $1`, id); err != nil {
+	if _, err := w.e.Exec(context.Background(), `update webhook_endpoints set previous_valid_until = now() - interval '1 second' where id = $1`, id); err != nil {
 		t.Fatal(err)
 	}
 	if got := deliver(old, "rot-3"); got != 401 {

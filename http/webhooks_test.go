@@ -39,7 +39,7 @@ func newVoiceWorld(t *testing.T, opts testenv.Options) *voiceWorld {
 	w.org = w.owner.OrgID()
 	ctx := context.Background()
 	for _, n := range [][]string{{vapiNumber, "vapi", vapiNumberID, assistantID}, {twilioNumber, "twilio", "PN-twilio-1", ""}} {
-		if _, err := e.DB.Owner.Exec(ctx, `insert into phone_number_assignments (org_id, e164, provider, provider_id, assistant_id)
+		if _, err := e.Exec(ctx, `insert into phone_number_assignments (org_id, e164, provider, provider_id, assistant_id)
 			values ($1, $2, $3, $4, nullif($5, ''))`, w.org, n[0], n[1], n[2], n[3]); err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +95,7 @@ func (w *voiceWorld) postVapi(body []byte, headers ...string) *testenv.Response 
 func (w *voiceWorld) count(t *testing.T, sql string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := w.e.DB.Owner.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+	if err := w.e.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -185,7 +185,7 @@ func TestVapiEventsBecomeCallsOnceAndNeverRegress(t *testing.T) {
 	for _, id := range []string{"call-a", "call-b", "call-c"} {
 		var status, summary, transcript, reason string
 		var dur float64
-		err := w.e.DB.Owner.QueryRow(context.Background(), `select status, summary, transcript, ended_reason, duration_seconds
+		err := w.e.QueryRow(context.Background(), `select status, summary, transcript, ended_reason, duration_seconds
 			from calls where provider_call_id = $1`, id).Scan(&status, &summary, &transcript, &reason, &dur)
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
@@ -203,7 +203,7 @@ func TestVapiEventsBecomeCallsOnceAndNeverRegress(t *testing.T) {
 	}
 	var callCount int
 	var name string
-	if err := w.e.DB.Owner.QueryRow(context.Background(), `select call_count, name from contacts where phone_number = $1`, caller).Scan(&callCount, &name); err != nil {
+	if err := w.e.QueryRow(context.Background(), `select call_count, name from contacts where phone_number = $1`, caller).Scan(&callCount, &name); err != nil {
 		t.Fatal(err)
 	}
 	if callCount != 3 || name != "Pat Caller" {
@@ -242,7 +242,7 @@ func TestVapiSynchronousMessages(t *testing.T) {
 		t.Fatalf("tool-calls: %d %s", r.Status, r.Body)
 	}
 	var notes string
-	if err := w.e.DB.Owner.QueryRow(context.Background(), `select notes from contacts where org_id = $1 and phone_number = $2`, w.org, caller).Scan(&notes); err != nil {
+	if err := w.e.QueryRow(context.Background(), `select notes from contacts where org_id = $1 and phone_number = $2`, w.org, caller).Scan(&notes); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(notes, "Pat: Please call me back about my bill") {
@@ -258,7 +258,7 @@ func TestVapiSynchronousMessages(t *testing.T) {
 	if n := w.count(t, `select count(*) from contacts where phone_number = '+14155559999'`); n != 0 {
 		t.Fatal("take_message wrote to the contact named in its arguments")
 	}
-	if err := w.e.DB.Owner.QueryRow(context.Background(), `select notes from contacts where org_id = $1 and phone_number = $2`, w.org, caller).Scan(&notes); err != nil {
+	if err := w.e.QueryRow(context.Background(), `select notes from contacts where org_id = $1 and phone_number = $2`, w.org, caller).Scan(&notes); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(notes, "Hi (call back on +14155559999)") {
@@ -354,14 +354,14 @@ func TestTwilioSMSAndStatus(t *testing.T) {
 	}
 	w.waitProcessed(t)
 	var body, status, media string
-	if err := w.e.DB.Owner.QueryRow(context.Background(), `select body, status, media::text from messages where provider_message_id = 'SM1'`).Scan(&body, &status, &media); err != nil {
+	if err := w.e.QueryRow(context.Background(), `select body, status, media::text from messages where provider_message_id = 'SM1'`).Scan(&body, &status, &media); err != nil {
 		t.Fatal(err)
 	}
 	if body != "Running late" || status != "received" || !strings.Contains(media, "image/jpeg") {
 		t.Fatalf("inbound message %q %s %s", body, status, media)
 	}
 	var dir string
-	if err := w.e.DB.Owner.QueryRow(context.Background(), `select direction, status from messages where provider_message_id = 'SM2'`).Scan(&dir, &status); err != nil {
+	if err := w.e.QueryRow(context.Background(), `select direction, status from messages where provider_message_id = 'SM2'`).Scan(&dir, &status); err != nil {
 		t.Fatal(err)
 	}
 	if dir != "outbound" || status != "delivered" {
@@ -390,7 +390,7 @@ func TestDiscardedJobIsVisible(t *testing.T) {
 	w := newVoiceWorld(t, testenv.Options{})
 	ctx := context.Background()
 	var id int64
-	if err := w.e.DB.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
+	if err := w.e.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
 		values ('vapi', 'end-of-call-report', 'poison', $1, '"not a vapi message"') returning id`, w.org).Scan(&id); err != nil {
 		t.Fatal(err)
 	}

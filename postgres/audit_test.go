@@ -21,7 +21,7 @@ import (
 // their org, with them as owner) and returns the user's and the org's ids.
 func auditUser(t *testing.T, db *postgres.DB, email string) (userID, orgID string) {
 	t.Helper()
-	err := db.Auth.QueryRow(context.Background(),
+	err := postgres.AuthPool(db).QueryRow(context.Background(),
 		`insert into auth.users (email, raw_user_meta_data) values ($1, jsonb_build_object('org_name', 'Org of ' || $1::text))
 		 returning id, raw_app_meta_data->>'org_id'`, email).Scan(&userID, &orgID)
 	if err != nil {
@@ -36,7 +36,7 @@ func auditUser(t *testing.T, db *postgres.DB, email string) (userID, orgID strin
 // auditSeqs returns the org's seqs in order, read as the superuser.
 func auditSeqs(t *testing.T, db *postgres.DB, orgID string) []int64 {
 	t.Helper()
-	rows, err := db.Owner.Query(context.Background(), `select seq from audit_log where org_id = $1 order by seq`, orgID)
+	rows, err := postgres.OwnerPool(db).Query(context.Background(), `select seq from audit_log where org_id = $1 order by seq`, orgID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func auditSeqs(t *testing.T, db *postgres.DB, orgID string) []int64 {
 func auditCount(t *testing.T, db *postgres.DB, orgID string) int {
 	t.Helper()
 	var n int
-	if err := db.Owner.QueryRow(context.Background(), `select count(*) from audit_log where org_id = $1`, orgID).Scan(&n); err != nil {
+	if err := postgres.OwnerPool(db).QueryRow(context.Background(), `select count(*) from audit_log where org_id = $1`, orgID).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -121,7 +121,7 @@ func TestAuditConcurrentAppendsToOneOrg(t *testing.T) {
 
 	// Every event was stored exactly once.
 	var distinct, total int
-	if err := db.Owner.QueryRow(context.Background(), `select count(distinct target_id), count(*) from audit_log
+	if err := postgres.OwnerPool(db).QueryRow(context.Background(), `select count(distinct target_id), count(*) from audit_log
 		where org_id = $1 and action = 'concurrency_test'`, org).Scan(&distinct, &total); err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestAuditConcurrentAppendsToOneOrg(t *testing.T) {
 	}
 	// The head names the last entry.
 	var headSeq int64
-	if err := db.Owner.QueryRow(context.Background(), `select seq from audit_heads where org_id = $1`, org).Scan(&headSeq); err != nil {
+	if err := postgres.OwnerPool(db).QueryRow(context.Background(), `select seq from audit_heads where org_id = $1`, org).Scan(&headSeq); err != nil {
 		t.Fatal(err)
 	}
 	if headSeq != int64(base+n) {
@@ -198,7 +198,7 @@ func TestAuditConcurrentAppendsKeepOrgsApart(t *testing.T) {
 		{"org B", userB, orgB, "b_event", "a_event", baseB + perOrg},
 	} {
 		var own, foreign int
-		if err := db.Owner.QueryRow(context.Background(), `select count(*) filter (where action = $2), count(*) filter (where action = $3)
+		if err := postgres.OwnerPool(db).QueryRow(context.Background(), `select count(*) filter (where action = $2), count(*) filter (where action = $3)
 			from audit_log where org_id = $1`, c.org, c.action, c.foreign).Scan(&own, &foreign); err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +207,7 @@ func TestAuditConcurrentAppendsKeepOrgsApart(t *testing.T) {
 		}
 		// Each chain starts from nothing: the first entry links to no other org's hash.
 		var firstPrev []byte
-		if err := db.Owner.QueryRow(context.Background(), `select prev_hash from audit_log where org_id = $1 and seq = 1`, c.org).Scan(&firstPrev); err != nil {
+		if err := postgres.OwnerPool(db).QueryRow(context.Background(), `select prev_hash from audit_log where org_id = $1 and seq = 1`, c.org).Scan(&firstPrev); err != nil {
 			t.Fatal(err)
 		}
 		if len(firstPrev) != 0 {
@@ -223,7 +223,7 @@ func TestAuditConcurrentAppendsKeepOrgsApart(t *testing.T) {
 	}
 
 	// Breaking one org's chain leaves the other's valid.
-	if _, err := db.Owner.Exec(context.Background(), `update audit_log set details = '{"i": -1}' where org_id = $1 and seq = 3`, orgA); err != nil {
+	if _, err := postgres.OwnerPool(db).Exec(context.Background(), `update audit_log set details = '{"i": -1}' where org_id = $1 and seq = 3`, orgA); err != nil {
 		t.Fatal(err)
 	}
 	if valid, _, err := store.VerifyAuditLog(context.Background(), auditOwner(userA, orgA)); err != nil || valid {

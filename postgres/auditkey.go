@@ -35,7 +35,7 @@ func DeriveAuditKey(auditKey, kek string) []byte {
 func (db *DB) SetAuditKey(key []byte) {
 	k := append([]byte(nil), key...)
 	db.auditKeyVal.Store(&k)
-	for _, p := range []interface{ Reset() }{db.Owner, db.Auth, db.Tenant} {
+	for _, p := range []interface{ Reset() }{db.owner, db.auth, db.tenant} {
 		if p != nil {
 			p.Reset()
 		}
@@ -73,20 +73,25 @@ func (db *DB) SealAuditChains(ctx context.Context) (int, error) {
 	if db.auditKey() == nil {
 		return 0, nil
 	}
-	rows, err := db.Auth.Query(ctx, `select o.id::text from organizations o
-		where exists (select 1 from audit_log a where a.org_id = o.id)
-		  and not (select a.keyed from audit_log a where a.org_id = o.id order by a.seq desc limit 1)`)
-	if err != nil {
-		return 0, fmt.Errorf("seal audit chains: %w", err)
-	}
-	orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var orgs []string
+	err := db.InService(ctx, "find audit chains to seal", func(c Conn) error {
+		rows, err := c.Query(ctx, `select o.id::text from organizations o
+			where exists (select 1 from audit_log a where a.org_id = o.id)
+			  and not (select a.keyed from audit_log a where a.org_id = o.id order by a.seq desc limit 1)`)
+		if err == nil {
+			orgs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("seal audit chains: %w", err)
 	}
 	for _, org := range orgs {
-		err := pgx.BeginFunc(ctx, db.Auth, func(tx pgx.Tx) error {
-			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: org, Action: "audit.chain_keyed",
-				Details: map[string]any{"note": "entries from here on are keyed with the audit key"}})
+		err := db.InService(ctx, "seal an audit chain", func(c Conn) error {
+			return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+				return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: org, Action: "audit.chain_keyed",
+					Details: map[string]any{"note": "entries from here on are keyed with the audit key"}})
+			})
 		})
 		if err != nil {
 			return 0, fmt.Errorf("seal audit chain of %s: %w", org, err)

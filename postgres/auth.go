@@ -262,7 +262,7 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 		u        *userRow
 		otpToken string
 	)
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
 			values ($1, $2, case when $3 then now() end, '{"provider":"email","providers":["email"]}', $4)
@@ -306,7 +306,7 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 		}
 		return nil, errInvalidCredentials
 	}
-	u, err := scanUser(s.db.Auth.QueryRow(ctx, "select "+userColumns+" from auth.users where email = $1", email))
+	u, err := scanUser(s.db.auth.QueryRow(ctx, "select "+userColumns+" from auth.users where email = $1", email))
 	if errors.Is(err, pgx.ErrNoRows) {
 		if err := password.VerifyDummy(pw); err != nil {
 			return nil, err
@@ -336,7 +336,7 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 		return nil, authErr(voxanne.EINVALID, voxanne.ReasonEmailNotConfirmed, "Email not confirmed")
 	}
 	var sess *voxanne.Session
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		if rehash {
 			// Imported bcrypt (or weaker argon2id) hashes move to current parameters.
 			if h, err := password.Hash(pw); err == nil {
@@ -378,7 +378,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 		outcome error
 		revoked []voxanne.Revocation
 	)
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var (
 			tokenID             int64
 			sessionID, userID   string
@@ -498,7 +498,7 @@ func (s *AuthService) announce(revs []voxanne.Revocation) {
 
 // User returns a user by id.
 func (s *AuthService) User(ctx context.Context, id string) (*voxanne.User, error) {
-	u, err := scanUser(s.db.Auth.QueryRow(ctx, "select "+userColumns+" from auth.users where id = $1", id))
+	u, err := scanUser(s.db.auth.QueryRow(ctx, "select "+userColumns+" from auth.users where id = $1", id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 	} else if err != nil {
@@ -522,7 +522,7 @@ func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in v
 	}
 	var u *userRow
 	var revoked []voxanne.Revocation
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `update auth.users set
 			encrypted_password = coalesce(nullif($2, ''), encrypted_password),
@@ -573,7 +573,7 @@ func (s *AuthService) Logout(ctx context.Context, p *voxanne.Principal, scope st
 		return authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "scope must be global, local or others")
 	}
 	var revoked []voxanne.Revocation
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var err error
 		if revoked, err = revokeSessions(ctx, tx, where, "logout", args...); err != nil {
 			return err
@@ -653,7 +653,7 @@ func (s *AuthService) Recover(ctx context.Context, emailIn string, ci voxanne.Cl
 
 func (s *AuthService) recover(ctx context.Context, email string, ci voxanne.ClientInfo) error {
 	var t string
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		u, err := scanUser(tx.QueryRow(ctx, "select "+userColumns+" from auth.users where email = $1", email))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -692,7 +692,7 @@ func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci vox
 		}
 	}
 	var sess *voxanne.Session
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var userID, email string
 		err := tx.QueryRow(ctx, `update auth.one_time_tokens set used_at = now()
 			where token_hash = $1 and token_type = $2 and used_at is null and expires_at > now()

@@ -34,10 +34,10 @@ func (s *AuthService) ListUsers(ctx context.Context, page, perPage int) ([]*voxa
 		perPage = 50
 	}
 	var total int
-	if err := s.db.Auth.QueryRow(ctx, "select count(*) from auth.users").Scan(&total); err != nil {
+	if err := s.db.auth.QueryRow(ctx, "select count(*) from auth.users").Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
 	}
-	rows, err := s.db.Auth.Query(ctx, "select "+userColumns+" from auth.users order by created_at desc, id limit $1 offset $2",
+	rows, err := s.db.auth.Query(ctx, "select "+userColumns+" from auth.users order by created_at desc, id limit $1 offset $2",
 		perPage, (page-1)*perPage)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list users: %w", err)
@@ -90,7 +90,7 @@ func (s *AuthService) CreateUser(ctx context.Context, in voxanne.AdminUserInput)
 	if err := checkUserMetadata(meta); err != nil {
 		return nil, err
 	}
-	u, err := scanUser(s.db.Auth.QueryRow(ctx, `insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
+	u, err := scanUser(s.db.auth.QueryRow(ctx, `insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
 		values ($1, $2, case when $3 then now() end, $4, $5) returning `+userColumns, email, hash, confirm, app, meta))
 	if err != nil {
 		if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
@@ -122,7 +122,7 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 	var confirm *bool = in.EmailConfirm
 	var u *userRow
 	var revoked []voxanne.Revocation
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `update auth.users set
 			email = coalesce(nullif($2, ''), email),

@@ -48,8 +48,10 @@ func (n *DashboardNotifier) ProcessEvent(ctx context.Context, job voxanne.Proces
 
 // NotifyDashboard announces that org's calls or messages changed.
 func (db *DB) NotifyDashboard(ctx context.Context, orgID string) error {
-	_, err := db.Auth.Exec(ctx, "select pg_notify($1, $2)", dashboardChannel, orgID)
-	return err
+	return db.InService(ctx, "announce an organization's changes", func(c Conn) error {
+		_, err := c.Exec(ctx, "select pg_notify($1, $2)", dashboardChannel, orgID)
+		return err
+	})
 }
 
 // EventListener follows the announcements of changed orgs for the dashboard's

@@ -241,9 +241,11 @@ func (s *EndpointStore) EndpointCredentials(ctx context.Context, provider, id st
 		prevEncrypted *bool
 		prevUntil     *time.Time
 	)
-	err := s.db.Auth.QueryRow(ctx, `select org_id::text, provider, secret, encrypted, previous_secret, previous_encrypted,
-		previous_valid_until from webhook_endpoints where id = $1 and provider = $2`, id, provider).
-		Scan(&c.OrgID, &c.Provider, &secret, &encrypted, &prev, &prevEncrypted, &prevUntil)
+	err := s.db.InService(ctx, "look up a webhook endpoint", func(q Conn) error {
+		return q.QueryRow(ctx, `select org_id::text, provider, secret, encrypted, previous_secret, previous_encrypted,
+			previous_valid_until from webhook_endpoints where id = $1 and provider = $2`, id, provider).
+			Scan(&c.OrgID, &c.Provider, &secret, &encrypted, &prev, &prevEncrypted, &prevUntil)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, voxanne.Errorf(voxanne.ENOTFOUND, "no such webhook endpoint")
 	} else if err != nil {
@@ -304,24 +306,26 @@ func (s *EndpointStore) Assign(ctx context.Context, a voxanne.PhoneAssignment) (
 		return nil, err
 	}
 	var out voxanne.PhoneAssignment
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `select exists (select 1 from organizations where id = $1)`, a.OrgID).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			return voxanne.Errorf(voxanne.ENOTFOUND, "no such organization")
-		}
-		rows, err := tx.Query(ctx, `insert into phone_number_assignments (org_id, e164, provider, provider_id, assistant_id, label)
+	err = s.db.InService(ctx, "assign a phone number", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var exists bool
+			if err := tx.QueryRow(ctx, `select exists (select 1 from organizations where id = $1)`, a.OrgID).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return voxanne.Errorf(voxanne.ENOTFOUND, "no such organization")
+			}
+			rows, err := tx.Query(ctx, `insert into phone_number_assignments (org_id, e164, provider, provider_id, assistant_id, label)
 			values ($1, $2, $3, $4, $5, $6) returning `+assignmentColumns, a.OrgID, e164, a.Provider, providerID, assistantID, label)
-		if err != nil {
-			return err
-		}
-		if out, err = pgx.CollectExactlyOneRow(rows, scanAssignment); err != nil {
-			return err
-		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: a.OrgID, Action: "phone_number.assigned",
-			TargetType: "phone_assignment", TargetID: out.ID, Details: map[string]any{"provider": a.Provider}})
+			if err != nil {
+				return err
+			}
+			if out, err = pgx.CollectExactlyOneRow(rows, scanAssignment); err != nil {
+				return err
+			}
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: a.OrgID, Action: "phone_number.assigned",
+				TargetType: "phone_assignment", TargetID: out.ID, Details: map[string]any{"provider": a.Provider}})
+		})
 	})
 	if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
 		return nil, &voxanne.Error{Code: voxanne.ECONFLICT, Message: "this number, provider id or assistant id is already assigned", Err: err}
@@ -338,12 +342,15 @@ func (s *EndpointStore) Assignments(ctx context.Context, orgID string) ([]voxann
 	if orgID != "" && !validUUID(orgID) {
 		return nil, voxanne.Errorf(voxanne.EINVALID, "org_id must be a UUID")
 	}
-	rows, err := s.db.Auth.Query(ctx, `select `+assignmentColumns+` from phone_number_assignments
-		where $1::uuid is null or org_id = $1::uuid order by created_at desc, id desc`, nullable(orgID))
-	if err != nil {
-		return nil, mapError("list assignments", err)
-	}
-	out, err := pgx.AppendRows([]voxanne.PhoneAssignment{}, rows, scanAssignment)
+	out := []voxanne.PhoneAssignment{}
+	err := s.db.InService(ctx, "list phone number assignments", func(c Conn) error {
+		rows, err := c.Query(ctx, `select `+assignmentColumns+` from phone_number_assignments
+			where $1::uuid is null or org_id = $1::uuid order by created_at desc, id desc`, nullable(orgID))
+		if err == nil {
+			out, err = pgx.AppendRows(out, rows, scanAssignment)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, mapError("list assignments", err)
 	}
@@ -353,16 +360,18 @@ func (s *EndpointStore) Assignments(ctx context.Context, orgID string) ([]voxann
 // Unassign removes an operator assignment: the shared endpoints stop routing
 // its events to the org.
 func (s *EndpointStore) Unassign(ctx context.Context, id string) error {
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var org string
-		err := tx.QueryRow(ctx, `delete from phone_number_assignments where id = $1 returning org_id::text`, id).Scan(&org)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return voxanne.Errorf(voxanne.ENOTFOUND, "no such assignment")
-		} else if err != nil {
-			return err
-		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: org, Action: "phone_number.unassigned",
-			TargetType: "phone_assignment", TargetID: id})
+	err := s.db.InService(ctx, "unassign a phone number", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var org string
+			err := tx.QueryRow(ctx, `delete from phone_number_assignments where id = $1 returning org_id::text`, id).Scan(&org)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return voxanne.Errorf(voxanne.ENOTFOUND, "no such assignment")
+			} else if err != nil {
+				return err
+			}
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: org, Action: "phone_number.unassigned",
+				TargetType: "phone_assignment", TargetID: id})
+		})
 	})
 	return mapError("unassign phone number", err)
 }

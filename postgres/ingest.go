@@ -54,11 +54,14 @@ func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Rout
 	}
 	var out voxanne.Routed
 	if r.MessageSid != "" {
-		rows, err := s.db.Auth.Query(ctx, `select distinct org_id::text from messages where provider_message_id = $1 limit 2`, r.MessageSid)
-		if err != nil {
-			return out, fmt.Errorf("route message: %w", err)
-		}
-		orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		var orgs []string
+		err := s.db.InService(ctx, "route a message status by its sid", func(c Conn) error {
+			rows, err := c.Query(ctx, `select distinct org_id::text from messages where provider_message_id = $1 limit 2`, r.MessageSid)
+			if err == nil {
+				orgs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			}
+			return err
+		})
 		if err != nil {
 			return out, fmt.Errorf("route message: %w", err)
 		}
@@ -68,8 +71,10 @@ func (s *IngestStore) Route(ctx context.Context, provider string, r voxanne.Rout
 		}
 	}
 	var assistant, number *string
-	err := s.db.Auth.QueryRow(ctx, `select org_id::text, phone_number_id::text, assistant_id from route_phone_number($1, $2, $3, $4)`,
-		provider, nullable(r.ProviderNumberID), nullable(r.AssistantID), nullable(r.E164)).Scan(&out.OrgID, &number, &assistant)
+	err := s.db.InService(ctx, "route a webhook event by number", func(c Conn) error {
+		return c.QueryRow(ctx, `select org_id::text, phone_number_id::text, assistant_id from route_phone_number($1, $2, $3, $4)`,
+			provider, nullable(r.ProviderNumberID), nullable(r.AssistantID), nullable(r.E164)).Scan(&out.OrgID, &number, &assistant)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return voxanne.Routed{}, nil
 	} else if err != nil {
@@ -138,32 +143,34 @@ func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxan
 		}
 	}
 	duplicate := false
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var id int64
-		var org *string
-		// Routing happens inside the insert (one round trip fewer per event).
-		err := tx.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event, status)
+	err := s.db.InService(ctx, "store a webhook event", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var id int64
+			var org *string
+			// Routing happens inside the insert (one round trip fewer per event).
+			err := tx.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event, status)
 			select $1, $2, $3, o.org_id, $4, $9, case when o.org_id is null then 'unroutable' else 'pending' end
 			from (select coalesce(nullif($5, '')::uuid, (select org_id from route_phone_number($1, $6, $7, $8))) as org_id) o
 			on conflict (dedup_key) do nothing returning id, org_id::text`,
-			ev.Provider, ev.EventType, ev.DedupKey, ev.Payload, routed.OrgID,
-			nullable(ev.Route.ProviderNumberID), nullable(ev.Route.AssistantID), nullable(ev.Route.E164), event).Scan(&id, &org)
-		if errors.Is(err, pgx.ErrNoRows) {
-			duplicate = true
-			return nil
-		} else if err != nil {
+				ev.Provider, ev.EventType, ev.DedupKey, ev.Payload, routed.OrgID,
+				nullable(ev.Route.ProviderNumberID), nullable(ev.Route.AssistantID), nullable(ev.Route.E164), event).Scan(&id, &org)
+			if errors.Is(err, pgx.ErrNoRows) {
+				duplicate = true
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if org == nil {
+				return nil // unroutable: kept, attached to no org, never processed
+			}
+			routed.OrgID = *org
+			jobID, err := s.enqueue(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: routed.OrgID})
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `update webhook_events set job_id = $2 where id = $1`, id, jobID)
 			return err
-		}
-		if org == nil {
-			return nil // unroutable: kept, attached to no org, never processed
-		}
-		routed.OrgID = *org
-		jobID, err := s.enqueue(ctx, tx, voxanne.ProcessEventArgs{EventID: id, OrgID: routed.OrgID})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `update webhook_events set job_id = $2 where id = $1`, id, jobID)
-		return err
+		})
 	})
 	if err != nil {
 		return voxanne.Routed{}, false, fmt.Errorf("store event: %w", err)
@@ -171,7 +178,10 @@ func (s *IngestStore) Store(ctx context.Context, ev voxanne.InboundEvent) (voxan
 	if duplicate {
 		// Report the org the stored copy was routed to.
 		var org *string
-		if err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where dedup_key = $1`, ev.DedupKey).Scan(&org); err == nil && org != nil {
+		err := s.db.InService(ctx, "find a duplicate event's organization", func(c Conn) error {
+			return c.QueryRow(ctx, `select org_id::text from webhook_events where dedup_key = $1`, ev.DedupKey).Scan(&org)
+		})
+		if err == nil && org != nil {
 			routed.OrgID = *org
 		}
 	}
@@ -237,7 +247,9 @@ func NewEventStore(db *DB) *EventStore { return &EventStore{db: db} }
 // exist): for jobs enqueued before the org travelled with them.
 func (s *EventStore) EventOrg(ctx context.Context, id int64) (string, error) {
 	var org *string
-	err := s.db.Auth.QueryRow(ctx, `select org_id::text from webhook_events where id = $1`, id).Scan(&org)
+	err := s.db.InService(ctx, "find a stored event's organization", func(c Conn) error {
+		return c.QueryRow(ctx, `select org_id::text from webhook_events where id = $1`, id).Scan(&org)
+	})
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && org == nil) {
 		return "", nil
 	} else if err != nil {
@@ -251,7 +263,10 @@ func (s *EventStore) EventOrg(ctx context.Context, id int64) (string, error) {
 // single read answers that without a transaction or the org's lock.
 func (s *EventStore) EventPending(ctx context.Context, id int64) (bool, error) {
 	var pending bool
-	if err := s.db.Auth.QueryRow(ctx, `select status = 'pending' from webhook_events where id = $1`, id).Scan(&pending); err != nil {
+	err := s.db.InService(ctx, "check whether an event is pending", func(c Conn) error {
+		return c.QueryRow(ctx, `select status = 'pending' from webhook_events where id = $1`, id).Scan(&pending)
+	})
+	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return false, nil
 		}
@@ -519,18 +534,22 @@ func (b *eventBatch) AdvanceMessage(sid, status string, rank int) {
 // JobCounts counts background jobs by state.
 func (s *IngestStore) JobCounts(ctx context.Context) (voxanne.JobCounts, error) {
 	var c voxanne.JobCounts
-	err := s.db.Auth.QueryRow(ctx, `select
+	err := s.db.InService(ctx, "count jobs", func(q Conn) error {
+		return q.QueryRow(ctx, `select
 		count(*) filter (where state in ('available', 'scheduled', 'pending')),
 		count(*) filter (where state = 'running'),
 		count(*) filter (where state = 'retryable'),
 		count(*) filter (where state = 'discarded')
 		from river_job`).Scan(&c.Queued, &c.Running, &c.Retrying, &c.Discarded)
+	})
 	return c, err
 }
 
 // UnroutableCount counts events that matched no org.
 func (s *IngestStore) UnroutableCount(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.Auth.QueryRow(ctx, `select count(*) from webhook_events where status = 'unroutable'`).Scan(&n)
+	err := s.db.InService(ctx, "count unroutable events", func(c Conn) error {
+		return c.QueryRow(ctx, `select count(*) from webhook_events where status = 'unroutable'`).Scan(&n)
+	})
 	return n, err
 }

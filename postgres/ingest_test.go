@@ -40,7 +40,7 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	_, org := signUp(t, db, "ingest@example.com")
-	if _, err := db.Owner.Exec(ctx, `insert into phone_numbers (org_id, e164, provider) values ($1, '+14155550199', 'twilio')`, org); err != nil {
+	if _, err := postgres.OwnerPool(db).Exec(ctx, `insert into phone_numbers (org_id, e164, provider) values ($1, '+14155550199', 'twilio')`, org); err != nil {
 		t.Fatal(err)
 	}
 	queue := &jobRecorder{}
@@ -48,11 +48,11 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 	good := url.Values{"MessageSid": {"SMgood"}, "From": {"+14155551234"}, "To": {"+14155550199"}, "Body": {"hi"}}
 	goodJSON, _ := jsonOf(good)
 	var goodID, badID int64
-	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
 		values ('twilio', 'sms', 'bad', $1, '"not a form"') returning id`, org).Scan(&badID); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload)
 		values ('twilio', 'sms', 'good', $1, $2) returning id`, org, goodJSON).Scan(&goodID); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 	var goodStatus, badStatus string
 	var attempts int
 	var lastErr *string
-	if err := db.Owner.QueryRow(ctx, `select (select status from webhook_events where id = $1),
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select (select status from webhook_events where id = $1),
 		status, attempts, last_error from webhook_events where id = $2`, goodID, badID).Scan(&goodStatus, &badStatus, &attempts, &lastErr); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestBatchSetsABadEventAside(t *testing.T) {
 		t.Fatalf("requeued %+v, want a job for the bad event", queue.args)
 	}
 	var n int
-	if err := db.Owner.QueryRow(ctx, `select count(*) from messages where provider_message_id = 'SMgood'`).Scan(&n); err != nil || n != 1 {
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select count(*) from messages where provider_message_id = 'SMgood'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("good message stored %d times (%v)", n, err)
 	}
 	// Its own job then fails, for River to retry with backoff.
@@ -97,7 +97,7 @@ func TestProcessingReadsTheDecodedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id int64
-	if err := db.Owner.QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event)
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `insert into webhook_events (provider, event_type, dedup_key, org_id, payload, event)
 		values ('twilio', 'sms', 'decoded', $1, '"not a form"', $2) returning id`, org, ev).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestProcessingReadsTheDecodedEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var body, contact string
-	if err := db.Owner.QueryRow(ctx, `select m.body, c.phone_number from messages m join contacts c on c.id = m.contact_id
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select m.body, c.phone_number from messages m join contacts c on c.id = m.contact_id
 		where m.provider_message_id = 'SMdecoded'`).Scan(&body, &contact); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestRiverRunsOnItsOwnRole(t *testing.T) {
 	ctx := context.Background()
 	var owned int
 	var super, tenant, auth, job, seq bool
-	if err := db.Owner.QueryRow(ctx, `select
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select
 			(select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1),
 			(select rolsuper or rolbypassrls from pg_roles where rolname = $1),
 			has_table_privilege($1, 'calls', 'select'), has_table_privilege($1, 'auth.users', 'select'),
@@ -157,7 +157,7 @@ func TestRiverRunsOnItsOwnRole(t *testing.T) {
 		t.Fatal("the job was not worked")
 	}
 	var n int
-	if err := db.Owner.QueryRow(ctx, `select count(*) from pg_stat_activity where usename = $1 and datname = current_database()`,
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select count(*) from pg_stat_activity where usename = $1 and datname = current_database()`,
 		postgres.RiverRole).Scan(&n); err != nil || n == 0 {
 		t.Fatalf("%d connections of the river role (%v)", n, err)
 	}

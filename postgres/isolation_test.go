@@ -50,7 +50,7 @@ type fixture struct {
 // signUp inserts a user as the auth service does; the trigger makes the org.
 func signUp(t *testing.T, db *postgres.DB, email string) (userID, orgID string) {
 	t.Helper()
-	err := db.Auth.QueryRow(context.Background(),
+	err := postgres.AuthPool(db).QueryRow(context.Background(),
 		`insert into auth.users (email, raw_user_meta_data) values ($1, '{"org_name":"Org of `+email+`"}')
 		 returning id, raw_app_meta_data->>'org_id'`, email).Scan(&userID, &orgID)
 	if err != nil {
@@ -75,15 +75,15 @@ func newFixture(t *testing.T) fixture {
 			`insert into messages (org_id, provider_message_id, direction, body) values ($1, 'SM' || $2, 'inbound', 'hi')`,
 			`insert into webhook_events (org_id, provider, event_type, dedup_key, payload) values ($1, 'vapi', 'hang', 'k' || $2, '{}')`,
 		} {
-			if _, err := db.Owner.Exec(ctx, sql, org, fmt.Sprint(i)); err != nil {
+			if _, err := postgres.OwnerPool(db).Exec(ctx, sql, org, fmt.Sprint(i)); err != nil {
 				t.Fatalf("%s: %v", sql, err)
 			}
 		}
-		if _, err := db.Owner.Exec(context.Background(), `insert into invitations (org_id, email, role, token_hash, expires_at)
+		if _, err := postgres.OwnerPool(db).Exec(context.Background(), `insert into invitations (org_id, email, role, token_hash, expires_at)
 			values ($1, 'guest@example.com', 'member', gen_random_uuid()::text::bytea, now() + interval '7 days')`, org); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Owner.Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash) values ($1, 'test', '', '')`, org); err != nil {
+		if _, err := postgres.OwnerPool(db).Exec(context.Background(), `insert into audit_log (org_id, action, prev_hash, hash) values ($1, 'test', '', '')`, org); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func TestSignUpTriggerCreatesOrgAndOwnerMembership(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	var name, role, appRole string
-	err := f.db.Owner.QueryRow(context.Background(), `
+	err := postgres.OwnerPool(f.db).QueryRow(context.Background(), `
 		select o.name, m.role, u.raw_app_meta_data->>'org_role'
 		from auth.users u join memberships m on m.user_id = u.id join organizations o on o.id = m.org_id
 		where u.id = $1 and o.id = (u.raw_app_meta_data->>'org_id')::uuid`, f.userA).Scan(&name, &role, &appRole)
@@ -117,14 +117,14 @@ func TestTenantRoleWithoutClaimsReadsNothing(t *testing.T) {
 	for table := range tenantTables {
 		var n int
 		// Straight on the tenant pool: no claims set at all.
-		if err := f.db.Tenant.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
+		if err := postgres.TenantPool(f.db).QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
 			t.Fatalf("%s: %v", table, err)
 		}
 		if n != 0 {
 			t.Errorf("%s: tenant role without claims sees %d rows", table, n)
 		}
 		var total int
-		if err := f.db.Owner.QueryRow(ctx, "select count(*) from "+table).Scan(&total); err != nil || total == 0 {
+		if err := postgres.OwnerPool(f.db).QueryRow(ctx, "select count(*) from "+table).Scan(&total); err != nil || total == 0 {
 			t.Fatalf("%s: fixture has no rows (%d, %v): the check above proves nothing", table, total, err)
 		}
 	}
@@ -172,7 +172,7 @@ func TestTenantClaimsConfineEveryStatementToTheOrg(t *testing.T) {
 				t.Errorf("delete reached %d rows of org B", n)
 			}
 			var n int
-			if err := f.db.Owner.QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&n); err != nil || n == 0 {
+			if err := postgres.OwnerPool(f.db).QueryRow(ctx, "select count(*) from "+table+" where "+col+" = $1", f.orgB).Scan(&n); err != nil || n == 0 {
 				t.Fatalf("org B's rows are gone (%d, %v)", n, err)
 			}
 		})
@@ -236,7 +236,7 @@ func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
 	ctx := context.Background()
 	for table := range tenantTables {
 		var enabled, forced bool
-		err := f.db.Owner.QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).Scan(&enabled, &forced)
+		err := postgres.OwnerPool(f.db).QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).Scan(&enabled, &forced)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,21 +245,21 @@ func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
 		}
 	}
 	var super, bypass bool
-	if err := f.db.Tenant.QueryRow(ctx, "select rolsuper, rolbypassrls from pg_roles where rolname = current_user").Scan(&super, &bypass); err != nil {
+	if err := postgres.TenantPool(f.db).QueryRow(ctx, "select rolsuper, rolbypassrls from pg_roles where rolname = current_user").Scan(&super, &bypass); err != nil {
 		t.Fatal(err)
 	}
 	if super || bypass {
 		t.Errorf("tenant role: superuser=%v bypassrls=%v", super, bypass)
 	}
 	var owned int
-	if err := f.db.Owner.QueryRow(ctx, `select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1`, postgres.TenantRole).Scan(&owned); err != nil {
+	if err := postgres.OwnerPool(f.db).QueryRow(ctx, `select count(*) from pg_class c join pg_roles r on r.oid = c.relowner where r.rolname = $1`, postgres.TenantRole).Scan(&owned); err != nil {
 		t.Fatal(err)
 	}
 	if owned != 0 {
 		t.Errorf("tenant role owns %d relations", owned)
 	}
 	var current string
-	if err := f.db.Tenant.QueryRow(ctx, "select current_user").Scan(&current); err != nil || current != postgres.TenantRole {
+	if err := postgres.TenantPool(f.db).QueryRow(ctx, "select current_user").Scan(&current); err != nil || current != postgres.TenantRole {
 		t.Fatalf("tenant pool logs in as %q (%v)", current, err)
 	}
 	for _, table := range []string{"auth.users", "auth.signing_keys", "auth.sessions", "auth.refresh_tokens"} {
@@ -279,7 +279,7 @@ func TestRLSForcedAndTenantRoleUnprivileged(t *testing.T) {
 func TestEveryTenantTableListed(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	rows, err := db.Owner.Query(context.Background(), `
+	rows, err := postgres.OwnerPool(db).Query(context.Background(), `
 		select distinct c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		left join pg_attribute a on a.attrelid = c.oid and a.attname = 'org_id' and not a.attisdropped
 		where n.nspname = 'public' and c.relkind in ('r', 'p') and (a.attname is not null or c.relname = 'organizations')`)
@@ -310,7 +310,7 @@ func TestOperatorTablesWriteOnlyForTenants(t *testing.T) {
 	}
 	for table := range operatorTables {
 		var enabled, forced bool
-		if err := f.db.Owner.QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).
+		if err := postgres.OwnerPool(f.db).QueryRow(ctx, "select relrowsecurity, relforcerowsecurity from pg_class where oid = $1::regclass", table).
 			Scan(&enabled, &forced); err != nil || !enabled || !forced {
 			t.Errorf("%s: row level security enabled=%v forced=%v (%v)", table, enabled, forced, err)
 		}
@@ -331,7 +331,7 @@ func TestOperatorTablesWriteOnlyForTenants(t *testing.T) {
 		}
 	}
 	var n int
-	if err := f.db.Owner.QueryRow(ctx, "select count(*) from org_deletions").Scan(&n); err != nil || n != 1 {
+	if err := postgres.OwnerPool(f.db).QueryRow(ctx, "select count(*) from org_deletions").Scan(&n); err != nil || n != 1 {
 		t.Errorf("org_deletions has %d rows (%v), want A's one", n, err)
 	}
 }

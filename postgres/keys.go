@@ -65,13 +65,13 @@ func (r *KeyRing) Load(ctx context.Context) error {
 
 func (r *KeyRing) ensureCurrent(ctx context.Context) error {
 	var exists bool
-	if err := r.db.Auth.QueryRow(ctx, "select exists (select 1 from auth.signing_keys where status = 'current')").Scan(&exists); err != nil {
+	if err := r.db.auth.QueryRow(ctx, "select exists (select 1 from auth.signing_keys where status = 'current')").Scan(&exists); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	if exists {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, r.db.Auth, func(tx pgx.Tx) error { return r.insertKey(ctx, tx) })
+	err := pgx.BeginFunc(ctx, r.db.auth, func(tx pgx.Tx) error { return r.insertKey(ctx, tx) })
 	if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
 		return nil // another instance made it first
 	}
@@ -104,7 +104,7 @@ func (r *KeyRing) insertKey(ctx context.Context, tx pgx.Tx) error {
 func (r *KeyRing) reload(ctx context.Context) error {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
-	rows, err := r.db.Auth.Query(ctx, `select kid, private_key, encrypted, status = 'current'
+	rows, err := r.db.auth.Query(ctx, `select kid, private_key, encrypted, status = 'current'
 		from auth.signing_keys
 		where status = 'current' or (status = 'trusted' and (trusted_until is null or trusted_until > now()))
 		order by created_at`)
@@ -175,7 +175,7 @@ func (r *KeyRing) seal(ctx context.Context, kid string, k *token.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.db.Auth.Exec(ctx, "update auth.signing_keys set private_key = $2, encrypted = true where kid = $1 and not encrypted", kid, sealed)
+	_, err = r.db.auth.Exec(ctx, "update auth.signing_keys set private_key = $2, encrypted = true where kid = $1 and not encrypted", kid, sealed)
 	return err
 }
 
@@ -234,7 +234,7 @@ func (r *KeyRing) Run(ctx context.Context, interval time.Duration, onError func(
 // Rotate makes a new current key; the old one stays trusted until every token it
 // may have signed has expired.
 func (r *KeyRing) Rotate(ctx context.Context) (string, error) {
-	err := pgx.BeginFunc(ctx, r.db.Auth, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, r.db.auth, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "lock table auth.signing_keys in exclusive mode"); err != nil {
 			return err
 		}
@@ -258,7 +258,7 @@ func (r *KeyRing) Rotate(ctx context.Context) (string, error) {
 // The current key cannot be revoked; rotate first.
 func (r *KeyRing) Revoke(ctx context.Context, kid string) error {
 	var status string
-	err := r.db.Auth.QueryRow(ctx, "select status from auth.signing_keys where kid = $1", kid).Scan(&status)
+	err := r.db.auth.QueryRow(ctx, "select status from auth.signing_keys where kid = $1", kid).Scan(&status)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return voxanne.Errorf(voxanne.ENOTFOUND, "no signing key %q", kid)
 	} else if err != nil {
@@ -267,7 +267,7 @@ func (r *KeyRing) Revoke(ctx context.Context, kid string) error {
 	if status == "current" {
 		return voxanne.Errorf(voxanne.ECONFLICT, "key %s is the current signing key: rotate first, then revoke it", kid)
 	}
-	if _, err := r.db.Auth.Exec(ctx, "update auth.signing_keys set status = 'revoked', trusted_until = now() where kid = $1", kid); err != nil {
+	if _, err := r.db.auth.Exec(ctx, "update auth.signing_keys set status = 'revoked', trusted_until = now() where kid = $1", kid); err != nil {
 		return fmt.Errorf("revoke signing key: %w", err)
 	}
 	return r.reload(ctx)
@@ -275,7 +275,7 @@ func (r *KeyRing) Revoke(ctx context.Context, kid string) error {
 
 // List returns every key, newest first.
 func (r *KeyRing) List(ctx context.Context) ([]KeyInfo, error) {
-	rows, err := r.db.Auth.Query(ctx, `select kid, algorithm, status, encrypted, created_at, retired_at,
+	rows, err := r.db.auth.Query(ctx, `select kid, algorithm, status, encrypted, created_at, retired_at,
 		case when status = 'current' then null else trusted_until end
 		from auth.signing_keys order by created_at desc`)
 	if err != nil {
@@ -291,6 +291,6 @@ func (r *KeyRing) List(ctx context.Context) ([]KeyInfo, error) {
 // noteLongToken records that the current key signed a token expiring at exp, so
 // that a rotation keeps the key trusted until then.
 func (r *KeyRing) noteLongToken(ctx context.Context, kid string, exp time.Time) error {
-	_, err := r.db.Auth.Exec(ctx, `update auth.signing_keys set max_token_exp = greatest(max_token_exp, $2) where kid = $1`, kid, exp)
+	_, err := r.db.auth.Exec(ctx, `update auth.signing_keys set max_token_exp = greatest(max_token_exp, $2) where kid = $1`, kid, exp)
 	return err
 }

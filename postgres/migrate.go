@@ -170,7 +170,7 @@ func (db *DB) withMigrations(ctx context.Context, fn func(conn *pgx.Conn, all []
 	if err != nil {
 		return err
 	}
-	return withMigrationLock(ctx, db.Owner, func(conn *pgx.Conn) error {
+	return withMigrationLock(ctx, db.owner, func(conn *pgx.Conn) error {
 		applied, err := appliedVersions(ctx, conn)
 		if err != nil {
 			return err
@@ -188,7 +188,7 @@ func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
 			if _, ok := applied[m.Version]; ok {
 				continue
 			}
-			if err := runStep(ctx, conn, db.Owner, m, true); err != nil {
+			if err := runStep(ctx, conn, db.owner, m, true); err != nil {
 				return fmt.Errorf("migration %04d_%s up: %w", m.Version, m.Name, err)
 			}
 			done = append(done, m.Version)
@@ -210,7 +210,7 @@ func (db *DB) MigrateDown(ctx context.Context, n int) ([]int, error) {
 			if _, ok := applied[m.Version]; !ok {
 				continue
 			}
-			if err := runStep(ctx, conn, db.Owner, m, false); err != nil {
+			if err := runStep(ctx, conn, db.owner, m, false); err != nil {
 				return fmt.Errorf("migration %04d_%s down: %w", m.Version, m.Name, err)
 			}
 			done = append(done, m.Version)

@@ -12,7 +12,7 @@ import (
 func tableExists(t *testing.T, db *postgres.DB, name string) bool {
 	t.Helper()
 	var ok bool
-	if err := db.Owner.QueryRow(context.Background(), "select to_regclass($1) is not null", name).Scan(&ok); err != nil {
+	if err := postgres.OwnerPool(db).QueryRow(context.Background(), "select to_regclass($1) is not null", name).Scan(&ok); err != nil {
 		t.Fatal(err)
 	}
 	return ok

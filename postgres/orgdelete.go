@@ -129,67 +129,69 @@ func (s *AuthService) DeleteUser(ctx context.Context, id, orphaned string) error
 		tombs []*orgTombstone
 		revs  []voxanne.Revocation
 	)
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var found string
-		err := tx.QueryRow(ctx, `select id::text from auth.users where id = $1 for update`, id).Scan(&found)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
-		} else if err != nil {
-			return err
-		}
-		// Lock the owner rows of the user's orgs (as role changes do), so no
-		// concurrent change makes or unmakes a last owner under us.
-		if _, err := tx.Exec(ctx, `select 1 from memberships where role = 'owner'
+	err := s.db.InService(ctx, "delete a user and their organizations", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var found string
+			err := tx.QueryRow(ctx, `select id::text from auth.users where id = $1 for update`, id).Scan(&found)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
+			} else if err != nil {
+				return err
+			}
+			// Lock the owner rows of the user's orgs (as role changes do), so no
+			// concurrent change makes or unmakes a last owner under us.
+			if _, err := tx.Exec(ctx, `select 1 from memberships where role = 'owner'
 			and org_id in (select org_id from memberships where user_id = $1) order by org_id, user_id for update`, id); err != nil {
-			return err
-		}
-		rows, err := tx.Query(ctx, `select o.id::text, o.name, m.role from memberships m join organizations o on o.id = m.org_id
+				return err
+			}
+			rows, err := tx.Query(ctx, `select o.id::text, o.name, m.role from memberships m join organizations o on o.id = m.org_id
 			where m.user_id = $1 and m.role = 'owner' and not exists (select 1 from memberships m2
 				where m2.org_id = m.org_id and m2.role = 'owner' and m2.user_id <> $1)
 			order by o.created_at, o.id`, id)
-		if err != nil {
-			return err
-		}
-		orphans, err := pgx.CollectRows(rows, pgx.RowToStructByPos[voxanne.OrgRef])
-		if err != nil {
-			return err
-		}
-		var stuck []voxanne.OrgRef
-		for _, o := range orphans {
-			switch orphaned {
-			case OrphanedOrgsRefuse:
-				stuck = append(stuck, o)
-			case OrphanedOrgsDelete:
-				t, err := deleteOrg(ctx, tx, o.ID, "", "", "admin_user_delete")
-				if err != nil {
-					return err
-				}
-				tombs = append(tombs, t)
-			case OrphanedOrgsTransfer:
-				var heir, from string
-				err := tx.QueryRow(ctx, `select user_id::text, role from memberships where org_id = $1 and user_id <> $2
-					order by (role = 'admin') desc, created_at, user_id limit 1 for update`, o.ID, id).Scan(&heir, &from)
-				if errors.Is(err, pgx.ErrNoRows) {
-					stuck = append(stuck, o)
-					continue
-				} else if err != nil {
-					return err
-				}
-				if _, err := tx.Exec(ctx, `update memberships set role = 'owner', updated_at = now() where org_id = $1 and user_id = $2`, o.ID, heir); err != nil {
-					return err
-				}
-				if err := appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: o.ID, Action: voxanne.AuditRoleChanged, TargetType: "user", TargetID: heir,
-					Details: map[string]any{"from": from, "to": voxanne.RoleOwner, "reason": "last_owner_deleted", "deleted_user_id": id}}); err != nil {
-					return err
-				}
-				revs = append(revs, voxanne.Revocation{Kind: voxanne.RevokeMembership, UserID: heir, OrgID: o.ID})
+			if err != nil {
+				return err
 			}
-		}
-		if len(stuck) > 0 {
-			return lastOwnerError(stuck, orphaned)
-		}
-		_, err = tx.Exec(ctx, "delete from auth.users where id = $1", id)
-		return err
+			orphans, err := pgx.CollectRows(rows, pgx.RowToStructByPos[voxanne.OrgRef])
+			if err != nil {
+				return err
+			}
+			var stuck []voxanne.OrgRef
+			for _, o := range orphans {
+				switch orphaned {
+				case OrphanedOrgsRefuse:
+					stuck = append(stuck, o)
+				case OrphanedOrgsDelete:
+					t, err := deleteOrg(ctx, tx, o.ID, "", "", "admin_user_delete")
+					if err != nil {
+						return err
+					}
+					tombs = append(tombs, t)
+				case OrphanedOrgsTransfer:
+					var heir, from string
+					err := tx.QueryRow(ctx, `select user_id::text, role from memberships where org_id = $1 and user_id <> $2
+					order by (role = 'admin') desc, created_at, user_id limit 1 for update`, o.ID, id).Scan(&heir, &from)
+					if errors.Is(err, pgx.ErrNoRows) {
+						stuck = append(stuck, o)
+						continue
+					} else if err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, `update memberships set role = 'owner', updated_at = now() where org_id = $1 and user_id = $2`, o.ID, heir); err != nil {
+						return err
+					}
+					if err := appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: o.ID, Action: voxanne.AuditRoleChanged, TargetType: "user", TargetID: heir,
+						Details: map[string]any{"from": from, "to": voxanne.RoleOwner, "reason": "last_owner_deleted", "deleted_user_id": id}}); err != nil {
+						return err
+					}
+					revs = append(revs, voxanne.Revocation{Kind: voxanne.RevokeMembership, UserID: heir, OrgID: o.ID})
+				}
+			}
+			if len(stuck) > 0 {
+				return lastOwnerError(stuck, orphaned)
+			}
+			_, err = tx.Exec(ctx, "delete from auth.users where id = $1", id)
+			return err
+		})
 	})
 	if err != nil {
 		return mapError("delete user", err)

@@ -60,7 +60,9 @@ func appendAudit(ctx context.Context, tx pgx.Tx, ev voxanne.AuditEvent) error {
 // Audit appends an event to its org's log (through the auth role, as events such
 // as sign-in have no tenant transaction around them).
 func (s *OrgStore) Audit(ctx context.Context, ev voxanne.AuditEvent) error {
-	return pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error { return appendAudit(ctx, tx, ev) })
+	return s.db.InService(ctx, "append to an audit chain", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error { return appendAudit(ctx, tx, ev) })
+	})
 }
 
 func (s *OrgStore) orgRow(ctx context.Context, tx pgx.Tx, p *voxanne.Principal) (*voxanne.Org, error) {
@@ -77,12 +79,14 @@ func (s *OrgStore) orgRow(ctx context.Context, tx pgx.Tx, p *voxanne.Principal) 
 func (s *OrgStore) Me(ctx context.Context, p *voxanne.Principal) (*voxanne.Me, error) {
 	me := &voxanne.Me{Role: p.OrgRole}
 	me.User.ID, me.User.Email = p.UserID, p.Email
-	rows, err := s.db.Auth.Query(ctx, `select o.id::text, o.name, m.role from memberships m
-		join organizations o on o.id = m.org_id where m.user_id = $1 order by m.created_at, o.id`, p.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("me: %w", err)
-	}
-	me.Orgs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[voxanne.OrgRef])
+	err := s.db.InService(ctx, "list a user's organizations", func(c Conn) error {
+		rows, err := c.Query(ctx, `select o.id::text, o.name, m.role from memberships m
+			join organizations o on o.id = m.org_id where m.user_id = $1 order by m.created_at, o.id`, p.UserID)
+		if err == nil {
+			me.Orgs, err = pgx.CollectRows(rows, pgx.RowToStructByPos[voxanne.OrgRef])
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("me: %w", err)
 	}
@@ -134,16 +138,18 @@ func (s *OrgStore) CreateOrg(ctx context.Context, p *voxanne.Principal, name, ip
 		return nil, err
 	}
 	var o voxanne.Org
-	err = pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `insert into organizations (name) values ($1) returning id, name, created_at, updated_at`, name).
-			Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')`, o.ID, p.UserID); err != nil {
-			return err
-		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: o.ID, ActorID: p.UserID, Action: voxanne.AuditOrgCreated,
-			TargetType: "org", TargetID: o.ID, IP: ip, Details: map[string]any{"name": name}})
+	err = s.db.InService(ctx, "create an organization", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if err := tx.QueryRow(ctx, `insert into organizations (name) values ($1) returning id, name, created_at, updated_at`, name).
+				Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `insert into memberships (org_id, user_id, role) values ($1, $2, 'owner')`, o.ID, p.UserID); err != nil {
+				return err
+			}
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: o.ID, ActorID: p.UserID, Action: voxanne.AuditOrgCreated,
+				TargetType: "org", TargetID: o.ID, IP: ip, Details: map[string]any{"name": name}})
+		})
 	})
 	if err != nil {
 		return nil, mapError("create org", err)
@@ -386,39 +392,41 @@ func (s *OrgStore) AcceptInvitation(ctx context.Context, p *voxanne.Principal, s
 		return nil, voxanne.Errorf(voxanne.EINVALID, "token is required")
 	}
 	var o voxanne.Org
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var invID, orgID, email, role string
-		err := tx.QueryRow(ctx, `select id::text, org_id::text, email, role from invitations
+	err := s.db.InService(ctx, "accept an invitation", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var invID, orgID, email, role string
+			err := tx.QueryRow(ctx, `select id::text, org_id::text, email, role from invitations
 			where token_hash = $1 and accepted_at is null and expires_at > now() for update`, hashToken(secret)).Scan(&invID, &orgID, &email, &role)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return voxanne.Errorf(voxanne.ENOTFOUND, "invitation not found, already used or expired")
-		} else if err != nil {
-			return err
-		}
-		var confirmed bool
-		var userEmail string
-		if err := tx.QueryRow(ctx, `select email, email_confirmed_at is not null from auth.users where id = $1`, p.UserID).Scan(&userEmail, &confirmed); err != nil {
-			return err
-		}
-		if !confirmed || userEmail != email {
-			return forbidden("this invitation is for another email address")
-		}
-		tag, err := tx.Exec(ctx, `insert into memberships (org_id, user_id, role) values ($1, $2, $3) on conflict do nothing`, orgID, p.UserID, role)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return voxanne.Errorf(voxanne.ECONFLICT, "already a member of this organization")
-		}
-		if _, err := tx.Exec(ctx, `update invitations set accepted_at = now(), accepted_by = $2 where id = $1`, invID, p.UserID); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(ctx, `select id, name, created_at, updated_at from organizations where id = $1`, orgID).
-			Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
-			return err
-		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditMemberJoined,
-			TargetType: "user", TargetID: p.UserID, IP: ip, Details: map[string]any{"role": role, "invitation_id": invID}})
+			if errors.Is(err, pgx.ErrNoRows) {
+				return voxanne.Errorf(voxanne.ENOTFOUND, "invitation not found, already used or expired")
+			} else if err != nil {
+				return err
+			}
+			var confirmed bool
+			var userEmail string
+			if err := tx.QueryRow(ctx, `select email, email_confirmed_at is not null from auth.users where id = $1`, p.UserID).Scan(&userEmail, &confirmed); err != nil {
+				return err
+			}
+			if !confirmed || userEmail != email {
+				return forbidden("this invitation is for another email address")
+			}
+			tag, err := tx.Exec(ctx, `insert into memberships (org_id, user_id, role) values ($1, $2, $3) on conflict do nothing`, orgID, p.UserID, role)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return voxanne.Errorf(voxanne.ECONFLICT, "already a member of this organization")
+			}
+			if _, err := tx.Exec(ctx, `update invitations set accepted_at = now(), accepted_by = $2 where id = $1`, invID, p.UserID); err != nil {
+				return err
+			}
+			if err := tx.QueryRow(ctx, `select id, name, created_at, updated_at from organizations where id = $1`, orgID).
+				Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
+				return err
+			}
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditMemberJoined,
+				TargetType: "user", TargetID: p.UserID, IP: ip, Details: map[string]any{"role": role, "invitation_id": invID}})
+		})
 	})
 	if err != nil {
 		return nil, mapError("accept invitation", err)
@@ -430,23 +438,25 @@ func (s *OrgStore) AcceptInvitation(ctx context.Context, p *voxanne.Principal, s
 // new sign-in.
 func (s *OrgStore) SwitchOrg(ctx context.Context, p *voxanne.Principal, orgID string, ci voxanne.ClientInfo) (*voxanne.Session, error) {
 	var sess *voxanne.Session
-	err := pgx.BeginFunc(ctx, s.db.Auth, func(tx pgx.Tx) error {
-		var member bool
-		if err := tx.QueryRow(ctx, `select exists (select 1 from memberships where org_id = $1 and user_id = $2)`, orgID, p.UserID).Scan(&member); err != nil {
-			return err
-		}
-		if !member {
-			return forbidden("not a member of this organization")
-		}
-		u, err := s.auth.userByID(ctx, tx, p.UserID)
-		if err != nil {
-			return err
-		}
-		if sess, err = s.auth.newSession(ctx, tx, u, orgID, ci); err != nil {
-			return err
-		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditOrgSwitched,
-			TargetType: "org", TargetID: orgID, IP: ci.IP, Details: map[string]any{"from": p.OrgID}})
+	err := s.db.InService(ctx, "switch organization", func(c Conn) error {
+		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			var member bool
+			if err := tx.QueryRow(ctx, `select exists (select 1 from memberships where org_id = $1 and user_id = $2)`, orgID, p.UserID).Scan(&member); err != nil {
+				return err
+			}
+			if !member {
+				return forbidden("not a member of this organization")
+			}
+			u, err := s.auth.userByID(ctx, tx, p.UserID)
+			if err != nil {
+				return err
+			}
+			if sess, err = s.auth.newSession(ctx, tx, u, orgID, ci); err != nil {
+				return err
+			}
+			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditOrgSwitched,
+				TargetType: "org", TargetID: orgID, IP: ci.IP, Details: map[string]any{"from": p.OrgID}})
+		})
 	})
 	if err != nil {
 		return nil, mapError("switch org", err)

@@ -52,9 +52,9 @@ type Options struct {
 
 // DB is Voxanne's database: one pool per role.
 type DB struct {
-	Owner  *pgxpool.Pool
-	Auth   *pgxpool.Pool
-	Tenant *pgxpool.Pool
+	owner  *pgxpool.Pool
+	auth   *pgxpool.Pool
+	tenant *pgxpool.Pool
 	// river is the job runner's pool (RiverDriver).
 	river *pgxpool.Pool
 
@@ -82,7 +82,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		cfg.MaxConns = 10
 	}
 	cfg.AfterConnect = db.afterConnect
-	if db.Owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+	if db.owner, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("open owner pool: %w", err)
 	}
 	if opts.Migrate {
@@ -91,11 +91,11 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	if db.Auth, err = db.rolePool(ctx, AuthRole); err != nil {
+	if db.auth, err = db.rolePool(ctx, AuthRole); err != nil {
 		db.Close()
 		return nil, err
 	}
-	if db.Tenant, err = db.rolePool(ctx, TenantRole); err != nil {
+	if db.tenant, err = db.rolePool(ctx, TenantRole); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -192,7 +192,7 @@ func SCRAMVerifier(password string) string {
 
 // Close closes every pool.
 func (db *DB) Close() {
-	for _, p := range []*pgxpool.Pool{db.river, db.Tenant, db.Auth, db.Owner} {
+	for _, p := range []*pgxpool.Pool{db.river, db.tenant, db.auth, db.owner} {
 		if p != nil {
 			p.Close()
 		}
@@ -203,7 +203,7 @@ func (db *DB) Close() {
 func (db *DB) Ping(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	var one int
-	err := db.Tenant.QueryRow(ctx, "select 1").Scan(&one)
+	err := db.tenant.QueryRow(ctx, "select 1").Scan(&one)
 	return time.Since(start), err
 }
 
@@ -237,9 +237,9 @@ func (db *DB) InTenant(ctx context.Context, p voxanne.Principal, fn func(pgx.Tx)
 	if err != nil {
 		return fmt.Errorf("tenant claims: %w", err)
 	}
-	pool := db.Tenant
+	pool := db.tenant
 	if db.opts.KnockOutRLS {
-		pool = db.Owner
+		pool = db.owner
 	}
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "select set_config('request.jwt.claims', $1, true)", string(claims)); err != nil {
@@ -247,6 +247,43 @@ func (db *DB) InTenant(ctx context.Context, p voxanne.Principal, fn func(pgx.Tx)
 		}
 		return fn(tx)
 	})
+}
+
+// Conn is the connection InService and InOwner hand to their callback: a role's
+// pool, to run statements on directly or to begin a transaction with
+// (pgx.BeginFunc(ctx, c, ...)). It must not outlive the callback.
+type Conn interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// InService is the one door to data across organizations: webhook routing and
+// event bookkeeping, the endpoint and number registries, the organizations a
+// user belongs to, invitations, organization deletion and audit sealing. fn runs
+// as the service role (AuthRole), which row-level security still binds: its
+// policies name exactly what it may read and write. reason says what the work
+// is; every call passes a string literal, and docs/architecture.md lists them
+// all (internal/archtest checks both), so the doors can be audited with grep.
+// Tenant data goes through InTenant and the auth tables through AuthService
+// and KeyRing instead.
+func (db *DB) InService(ctx context.Context, reason string, fn func(c Conn) error) error {
+	if reason == "" {
+		return errors.New("postgres: InService without a reason")
+	}
+	return fn(db.auth)
+}
+
+// InOwner runs fn as the database owner, which owns every table: maintenance
+// (migrations, audit re-sealing) and test fixtures only, never a request.
+// reason follows InService's rules.
+func (db *DB) InOwner(ctx context.Context, reason string, fn func(c Conn) error) error {
+	if reason == "" {
+		return errors.New("postgres: InOwner without a reason")
+	}
+	return fn(db.owner)
 }
 
 // org is the value for the explicit org_id filter of tenant queries, written
@@ -285,12 +322,12 @@ func mapError(op string, err error) error {
 }
 
 // TenantStat returns the tenant pool's statistics, for /health.
-func (db *DB) TenantStat() voxanne.PoolStat { return poolStat(db.Tenant.Stat()) }
+func (db *DB) TenantStat() voxanne.PoolStat { return poolStat(db.tenant.Stat()) }
 
 // PoolStats returns each pool's statistics by role name, for /metrics.
 func (db *DB) PoolStats() map[string]voxanne.PoolStat {
-	return map[string]voxanne.PoolStat{"owner": poolStat(db.Owner.Stat()),
-		"auth": poolStat(db.Auth.Stat()), "tenant": poolStat(db.Tenant.Stat())}
+	return map[string]voxanne.PoolStat{"owner": poolStat(db.owner.Stat()),
+		"auth": poolStat(db.auth.Stat()), "tenant": poolStat(db.tenant.Stat()), "river": poolStat(db.river.Stat())}
 }
 
 func poolStat(s *pgxpool.Stat) voxanne.PoolStat {

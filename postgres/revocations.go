@@ -28,7 +28,7 @@ const revocationChannel = "voxanne_revocations"
 func (db *DB) CheckTokenState(ctx context.Context, c *token.Claims, external bool) error {
 	var sessionActive *bool
 	var role *string
-	err := db.Auth.QueryRow(ctx, `select
+	err := db.auth.QueryRow(ctx, `select
 		(select revoked_at is null from auth.sessions where id = $1::uuid and user_id = $2::uuid),
 		(select role from memberships where user_id = $2::uuid and org_id = nullif($3, '')::uuid)`,
 		nullIfEmpty(c.SessionID), c.Subject, c.OrgID()).Scan(&sessionActive, &role)
@@ -142,6 +142,6 @@ func (l *RevocationListener) session(ctx context.Context, cfg *pgx.ConnConfig, s
 // PruneRevocations deletes revocations older than any token can live, so the
 // table stays small.
 func (db *DB) PruneRevocations(ctx context.Context, olderThan time.Duration) error {
-	_, err := db.Auth.Exec(ctx, "delete from auth.revocations where created_at < now() - make_interval(secs => $1)", olderThan.Seconds())
+	_, err := db.auth.Exec(ctx, "delete from auth.revocations where created_at < now() - make_interval(secs => $1)", olderThan.Seconds())
 	return err
 }

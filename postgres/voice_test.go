@@ -17,7 +17,7 @@ func TestVoiceStorePageLimits(t *testing.T) {
 	db := testdb.New(t)
 	ctx := context.Background()
 	user, org := signUp(t, db, "voice@example.com")
-	if _, err := db.Owner.Exec(ctx, `insert into calls (org_id, provider_call_id) select $1, 'c' || g from generate_series(1, 130) g`, org); err != nil {
+	if _, err := postgres.OwnerPool(db).Exec(ctx, `insert into calls (org_id, provider_call_id) select $1, 'c' || g from generate_series(1, 130) g`, org); err != nil {
 		t.Fatal(err)
 	}
 	s := postgres.NewVoiceStore(db)
@@ -52,7 +52,7 @@ func TestVoiceStoreCallReadIsAudited(t *testing.T) {
 	ctx := context.Background()
 	user, org := signUp(t, db, "voice@example.com")
 	var id string
-	if err := db.Owner.QueryRow(ctx, `insert into calls (org_id, provider_call_id, transcript) values ($1, 'c1', 'hello') returning id::text`, org).Scan(&id); err != nil {
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `insert into calls (org_id, provider_call_id, transcript) values ($1, 'c1', 'hello') returning id::text`, org).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
 	s := postgres.NewVoiceStore(db)
@@ -62,7 +62,7 @@ func TestVoiceStoreCallReadIsAudited(t *testing.T) {
 		t.Fatalf("call: %+v %v", c, err)
 	}
 	var n int
-	if err := db.Owner.QueryRow(ctx, `select count(*) from audit_log where org_id = $1 and action = 'transcript_read'
+	if err := postgres.OwnerPool(db).QueryRow(ctx, `select count(*) from audit_log where org_id = $1 and action = 'transcript_read'
 		and target_type = 'call' and target_id = $2 and actor_id = $3 and ip = '192.0.2.7'`, org, id, user).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d audit entries, %v", n, err)
 	}

@@ -22,23 +22,23 @@ func BenchmarkPages(b *testing.B) {
 	s := e.SignUp("bench@example.com")
 	org := s.OrgID()
 	ctx := context.Background()
-	if _, err := e.DB.Owner.Exec(ctx, `insert into contacts (org_id, phone_number, name, call_count, message_count)
+	if _, err := e.Exec(ctx, `insert into contacts (org_id, phone_number, name, call_count, message_count)
 		select $1, '+1202555' || lpad(i::text, 4, '0'), 'Caller ' || i, 10, 2 from generate_series(1, 100) i`, org); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := e.DB.Owner.Exec(ctx, `insert into calls (org_id, provider_call_id, status, from_number, contact_id, summary, transcript,
+	if _, err := e.Exec(ctx, `insert into calls (org_id, provider_call_id, status, from_number, contact_id, summary, transcript,
 			started_at, created_at, duration_seconds, ended_reason, cost_usd)
 		select $1, 'bench-' || i, 'ended', c.phone_number, c.id, 'Summary of call ' || i, 'AI: Hello. User: Call number ' || i,
 			now() - i * interval '7 minutes', now() - i * interval '7 minutes', 30 + i % 200, 'customer-ended-call', 0.05
 		from generate_series(1, 1000) i join contacts c on c.org_id = $1 and c.phone_number = '+1202555' || lpad((1 + i % 100)::text, 4, '0')`, org); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := e.DB.Owner.Exec(ctx, `insert into messages (org_id, provider_message_id, direction, from_number, body, created_at)
+	if _, err := e.Exec(ctx, `insert into messages (org_id, provider_message_id, direction, from_number, body, created_at)
 		select $1, 'SMbench' || i, 'inbound', '+12025550001', 'Text ' || i, now() - i * interval '11 minutes' from generate_series(1, 200) i`, org); err != nil {
 		b.Fatal(err)
 	}
 	var callID, contactID string
-	if err := e.DB.Owner.QueryRow(ctx, `select id::text, contact_id::text from calls where org_id = $1 limit 1`, org).Scan(&callID, &contactID); err != nil {
+	if err := e.QueryRow(ctx, `select id::text, contact_id::text from calls where org_id = $1 limit 1`, org).Scan(&callID, &contactID); err != nil {
 		b.Fatal(err)
 	}
 	const users = 8

@@ -190,7 +190,7 @@ func TestCSRFRefusalsChangeNothing(t *testing.T) {
 		t.Errorf("login without token: %d", r.Status)
 	}
 	var n int
-	if err := w.e.DB.Owner.QueryRow(context.Background(), "select count(*) from invitations where email = 'x@example.com'").Scan(&n); err != nil || n != 0 {
+	if err := w.e.QueryRow(context.Background(), "select count(*) from invitations where email = 'x@example.com'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("invitations after refused POST: %d %v", n, err)
 	}
 	// With the right token and origin it works.
@@ -353,7 +353,7 @@ func TestRolesHideAndRefuse(t *testing.T) {
 		t.Errorf("admin removing the owner: %d", r.Status)
 	}
 	var n int
-	_ = w.e.DB.Owner.QueryRow(context.Background(), "select count(*) from memberships where org_id = $1", w.owner.OrgID()).Scan(&n)
+	_ = w.e.QueryRow(context.Background(), "select count(*) from memberships where org_id = $1", w.owner.OrgID()).Scan(&n)
 	if n != 3 {
 		t.Errorf("members after refused changes: %d", n)
 	}
@@ -377,7 +377,7 @@ func TestHostileContentIsEscaped(t *testing.T) {
 		"transcript": "AI: " + img + " User: " + script, "ended_reason": img, "started_at": time.Now(),
 		"structured_data": `{"x": "</pre><script>alert(2)</script>"}`, "recording_url": `javascript:alert(3)`})
 	webtest.InsertRow(t, e, "messages", org, map[string]any{"contact_id": ct, "body": script + img, "from_number": img})
-	if _, err := e.DB.Owner.Exec(context.Background(), "update organizations set name = $1 where id = $2", script, org); err != nil {
+	if _, err := e.Exec(context.Background(), "update organizations set name = $1 where id = $2", script, org); err != nil {
 		t.Fatal(err)
 	}
 	c := webtest.NewClient(t, e.URL)
@@ -415,7 +415,7 @@ func TestLogoutEndsTheAuthSession(t *testing.T) {
 		t.Errorf("old cookie after logout: %d %q", r.Status, r.Location)
 	}
 	var active int
-	if err := e.DB.Owner.QueryRow(context.Background(), `select count(*) from auth.sessions where user_id = $1 and revoked_at is null
+	if err := e.QueryRow(context.Background(), `select count(*) from auth.sessions where user_id = $1 and revoked_at is null
 		and id <> (select id from auth.sessions where user_id = $1 order by created_at limit 1)`, s.User.ID).Scan(&active); err != nil || active != 0 {
 		t.Errorf("dashboard sessions still active: %d %v", active, err)
 	}
@@ -480,7 +480,7 @@ func TestRemovedMemberSeesOrgErrorPage(t *testing.T) {
 	// The member's own org (from sign-up) is offered; switching works.
 	page := m.Get("/calls")
 	var own string
-	if err := w.e.DB.Owner.QueryRow(context.Background(), "select org_id::text from memberships where user_id = $1", w.member.User.ID).Scan(&own); err != nil {
+	if err := w.e.QueryRow(context.Background(), "select org_id::text from memberships where user_id = $1", w.member.User.ID).Scan(&own); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(page.Body, own) {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/voxanne/voxanne"
 	"github.com/voxanne/voxanne/auth"
@@ -442,8 +444,39 @@ func (e *Env) InsertRow(t testing.TB, table, org string, fields map[string]any) 
 	}
 	var id string
 	sql := fmt.Sprintf("insert into %s (%s) values (%s) returning id::text", table, strings.Join(cols, ", "), strings.Join(marks, ", "))
-	if err := e.DB.Owner.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
+	if err := e.QueryRow(context.Background(), sql, args...).Scan(&id); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
 	return id
+}
+
+// Exec runs one statement as the database owner, for fixtures and for checking
+// what the server wrote: the owner sees every organization's rows.
+func (e *Env) Exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
+	err = e.DB.InOwner(ctx, "test fixture", func(c postgres.Conn) error {
+		tag, err = c.Exec(ctx, sql, args...)
+		return err
+	})
+	return tag, err
+}
+
+// Query runs one query as the database owner (see Exec).
+func (e *Env) Query(ctx context.Context, sql string, args ...any) (rows pgx.Rows, err error) {
+	err = e.DB.InOwner(ctx, "test fixture", func(c postgres.Conn) error {
+		rows, err = c.Query(ctx, sql, args...)
+		return err
+	})
+	return rows, err
+}
+
+// QueryRow runs one single-row query as the database owner (see Exec).
+func (e *Env) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	var row pgx.Row
+	if err := e.DB.InOwner(ctx, "test fixture", func(c postgres.Conn) error {
+		row = c.QueryRow(ctx, sql, args...)
+		return nil
+	}); err != nil {
+		panic(err) // InOwner fails only without a reason, and this one has one
+	}
+	return row
 }
