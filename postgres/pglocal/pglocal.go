@@ -2,6 +2,11 @@
 // installed on the machine, so that Voxanne starts with zero set-up when no
 // DATABASE_URL is given. The cluster listens only on a Unix socket inside its own
 // data directory and is stopped when Voxanne stops.
+//
+// A data directory has one owner at a time: Start takes an exclusive lock on
+// it (flock on voxanne.lock) for as long as the cluster runs, and Open lets an
+// operator command use the cluster of a running server without starting,
+// adopting or stopping it. Supervise restarts a server that exits on its own.
 package pglocal
 
 import (
@@ -10,9 +15,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -22,6 +29,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -51,11 +59,49 @@ type Options struct {
 	Settings map[string]string
 	// Log receives the server's output; nil writes it to Dir/postgres.log.
 	Log io.Writer
-	// StartTimeout bounds how long Start waits for the server to accept connections.
+	// StartTimeout bounds how long Start waits for the server to accept
+	// connections (and Open for a running server's cluster, or for another
+	// command to finish with the directory).
 	StartTimeout time.Duration
+	// Command names the holder of the directory in what a refused command
+	// prints ("serve", "migrate", ...).
+	Command string
+	// Serving marks a holder that shares its running cluster: Open attaches to
+	// it instead of waiting for the directory (voxanne serve).
+	Serving bool
+	// Logger receives Supervise's restarts (nil: discarded).
+	Logger *slog.Logger
 }
 
-// Cluster is a running managed PostgreSQL server.
+// Holder is who holds a data directory, as recorded in its lock file.
+type Holder struct {
+	PID     int    `json:"pid"`
+	Command string `json:"command"`
+	Serving bool   `json:"serving"`
+}
+
+// InUseError reports that another process holds the data directory.
+type InUseError struct {
+	Dir    string
+	Holder Holder
+}
+
+func (e *InUseError) Error() string {
+	who := "another voxanne process"
+	if e.Holder.Command != "" {
+		who = "voxanne " + e.Holder.Command
+	}
+	if e.Holder.PID > 0 {
+		who += fmt.Sprintf(" (pid %d)", e.Holder.PID)
+	}
+	return fmt.Sprintf("data directory %s is in use by %s", e.Dir, who)
+}
+
+// lockName is the lock file in Voxanne's data directory.
+const lockName = "voxanne.lock"
+
+// Cluster is a managed PostgreSQL server: one this process runs (Start), or
+// the running server's that an operator command uses (Open, Attached).
 type Cluster struct {
 	// DataDir is the PostgreSQL data directory (and its socket directory).
 	DataDir string
@@ -66,10 +112,19 @@ type Cluster struct {
 	// Initialized is true when this start ran initdb.
 	Initialized bool
 
-	pid     int
-	cmd     *exec.Cmd // nil when an orphaned server of a crashed run was adopted
-	exited  chan struct{}
-	logFile *os.File
+	opts     Options
+	args     []string
+	cred     *syscall.Credential
+	logw     io.Writer
+	logFile  *os.File
+	lock     *os.File // held while this process owns the directory
+	attached bool
+
+	mu       sync.Mutex
+	pid      int
+	exited   chan struct{} // closed when the server this process started exits
+	stopping bool
+	restarts int
 }
 
 // FindBinDir returns the directory holding the newest PostgreSQL server binaries:
@@ -107,74 +162,237 @@ func isExec(p string) bool {
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
 
-// Start initializes the cluster on first use, recovers from a crashed previous run
-// and starts the server, returning once it accepts connections.
+// Start takes the data directory's lock, initializes the cluster on first use,
+// recovers from a crashed previous run and starts the server, returning once
+// it accepts connections. A directory another process holds is refused with
+// an *InUseError; Stop releases it.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	if opts.Dir == "" {
-		return nil, errors.New("pglocal: no data directory")
+	c, dir, err := prepare(opts)
+	if err != nil {
+		return nil, err
 	}
+	if err := c.takeLock(dir); err != nil {
+		return nil, err
+	}
+	if err := c.start(ctx, dir); err != nil {
+		c.releaseLock()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Open gives an operator command the directory's cluster: its own (as Start)
+// when the directory is free, the running cluster of a serving holder
+// (Attached: Stop leaves it running), and after waiting when another command
+// holds the directory.
+func Open(ctx context.Context, opts Options) (*Cluster, error) {
+	c, err := Start(ctx, opts)
+	waitUntil := time.Now().Add(startTimeout(opts))
+	for {
+		var inUse *InUseError
+		if !errors.As(err, &inUse) {
+			return c, err
+		}
+		if inUse.Holder.Serving {
+			return attach(ctx, opts)
+		}
+		if time.Now().After(waitUntil) {
+			return nil, err
+		}
+		// Another command (or a holder still writing its record): wait.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		c, err = Start(ctx, opts)
+	}
+}
+
+// attach returns the cluster a serving holder runs, once it accepts connections.
+func attach(ctx context.Context, opts Options) (*Cluster, error) {
+	c, dir, err := prepare(opts)
+	if err != nil {
+		return nil, err
+	}
+	c.attached = true
+	if c.Password, err = readPassword(filepath.Join(dir, "postgres.password")); err != nil {
+		return nil, err
+	}
+	if err := c.waitReady(ctx, startTimeout(opts)); err != nil {
+		return nil, fmt.Errorf("pglocal: the running server's PostgreSQL does not answer: %w", err)
+	}
+	return c, nil
+}
+
+// ReadHolder returns who holds the data directory dir, if anyone does.
+func ReadHolder(dir string) (Holder, bool) {
+	f, err := os.Open(filepath.Join(dir, lockName))
+	if err != nil {
+		return Holder{}, false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return Holder{}, false // nobody holds it: the record is stale
+	}
+	return readHolderFile(f.Name()), true
+}
+
+func readHolderFile(path string) Holder {
+	var h Holder
+	b, err := os.ReadFile(path)
+	if err == nil {
+		_ = json.Unmarshal(b, &h)
+	}
+	return h
+}
+
+func startTimeout(opts Options) time.Duration {
 	if opts.StartTimeout == 0 {
-		opts.StartTimeout = 60 * time.Second
+		return 60 * time.Second
+	}
+	return opts.StartTimeout
+}
+
+// prepare checks the options and finds the binaries and paths.
+func prepare(opts Options) (*Cluster, string, error) {
+	if opts.Dir == "" {
+		return nil, "", errors.New("pglocal: no data directory")
+	}
+	opts.StartTimeout = startTimeout(opts)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("pglocal: data directory: %w", err)
+		return nil, "", fmt.Errorf("pglocal: data directory: %w", err)
 	}
-	binDir := opts.BinDir
-	if binDir == "" {
-		if binDir, err = FindBinDir(); err != nil {
-			return nil, err
+	c := &Cluster{DataDir: filepath.Join(dir, "postgres"), BinDir: opts.BinDir, opts: opts}
+	if n := len(c.socketPath()); n > maxSocketPath {
+		return nil, "", fmt.Errorf("pglocal: data directory path too long for a Unix socket (%d > %d bytes): choose a shorter VOXANNE_DATA_DIR", n, maxSocketPath)
+	}
+	return c, dir, nil
+}
+
+// takeLock takes the directory's lock without waiting and records the holder.
+func (c *Cluster) takeLock(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("pglocal: create data directory: %w", err)
+	}
+	path := filepath.Join(dir, lockName)
+	// Opened close-on-exec (as os.OpenFile always does): the server's processes
+	// never inherit the lock, so it goes with this process.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("pglocal: open lock file: %w", err)
+	}
+	// A holder without a record is one that is just writing it, or a reader
+	// (ReadHolder) testing the lock for an instant: try again shortly.
+	for tries := 0; ; tries++ {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return fmt.Errorf("pglocal: lock %s: %w", path, err)
+		}
+		if h := readHolderFile(path); h.PID != 0 || tries == 10 {
+			f.Close()
+			return &InUseError{Dir: dir, Holder: h}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rec, _ := json.Marshal(Holder{PID: os.Getpid(), Command: c.opts.Command, Serving: c.opts.Serving})
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt(append(rec, '\n'), 0)
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("pglocal: write lock file: %w", err)
+	}
+	c.lock = f
+	return nil
+}
+
+func (c *Cluster) releaseLock() {
+	if c.lock != nil {
+		// An empty record: a reader between unlock and the next holder's
+		// write learns nothing stale.
+		_ = c.lock.Truncate(0)
+		c.lock.Close()
+		c.lock = nil
+	}
+}
+
+// start runs initdb on first use, replaces a server left running by a crashed
+// run, and starts the server.
+func (c *Cluster) start(ctx context.Context, dir string) error {
+	var err error
+	if c.BinDir == "" {
+		if c.BinDir, err = FindBinDir(); err != nil {
+			return err
 		}
 	}
-	c := &Cluster{DataDir: filepath.Join(dir, "postgres"), BinDir: binDir}
-	if n := len(c.socketPath()); n > maxSocketPath {
-		return nil, fmt.Errorf("pglocal: data directory path too long for a Unix socket (%d > %d bytes): choose a shorter VOXANNE_DATA_DIR", n, maxSocketPath)
+	if c.cred, err = serverCredential(); err != nil {
+		return err
 	}
-	cred, err := serverCredential()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("pglocal: create data directory: %w", err)
-	}
-	if cred != nil {
+	if c.cred != nil {
 		// The server runs as another user: it must be able to reach its directory.
 		if err := os.Chmod(dir, 0o711); err != nil {
-			return nil, fmt.Errorf("pglocal: %w", err)
+			return fmt.Errorf("pglocal: %w", err)
 		}
 		if err := checkTraversable(dir); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if c.Password, err = loadOrCreatePassword(filepath.Join(dir, "postgres.password")); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(c.DataDir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
-		if err := c.initdb(ctx, dir, cred); err != nil {
-			return nil, err
+		if err := c.initdb(ctx, dir, c.cred); err != nil {
+			return err
 		}
 		c.Initialized = true
 	}
 
 	if pid, alive := c.livePostmaster(); alive {
-		// A previous Voxanne died and left its server running: adopt it so it is
-		// stopped with us instead of lingering.
-		c.pid = pid
-		if err := c.waitReady(ctx, opts.StartTimeout); err != nil {
-			return nil, fmt.Errorf("pglocal: server of a previous run (pid %d) does not answer: %w", pid, err)
+		// A previous run was killed and left its server running (we hold the
+		// lock, so nobody uses it): shut it down in order and run our own,
+		// which we can supervise.
+		c.opts.Logger.Warn("stopping the managed postgres a killed run left behind", "pid", pid)
+		if err := stopPID(ctx, pid, nil); err != nil {
+			return fmt.Errorf("pglocal: server of a previous run (pid %d): %w", pid, err)
 		}
-		return c, nil
 	}
 
-	logw := opts.Log
-	if logw == nil {
+	c.logw = c.opts.Log
+	if c.logw == nil {
 		f, err := os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("pglocal: open log: %w", err)
+			return fmt.Errorf("pglocal: open log: %w", err)
 		}
 		c.logFile = f
-		logw = f
+		c.logw = f
 	}
+	c.args = c.serverArgs()
+	exited, err := c.spawn()
+	if err != nil {
+		c.closeLog()
+		return err
+	}
+	if err := c.waitReady(ctx, c.opts.StartTimeout); err != nil {
+		tail := c.logTail()
+		_ = stopPID(context.Background(), c.PID(), exited)
+		c.closeLog()
+		return fmt.Errorf("pglocal: postgres did not start: %w%s", err, tail)
+	}
+	return nil
+}
+
+// serverArgs are the postgres command line's arguments.
+func (c *Cluster) serverArgs() []string {
 	args := []string{"-D", c.DataDir,
 		"-c", "listen_addresses=",
 		"-c", "unix_socket_directories=" + c.DataDir,
@@ -187,12 +405,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		"commit_delay":    "500",
 		"commit_siblings": "3",
 	}
-	if opts.Fast {
+	if c.opts.Fast {
 		settings["fsync"] = "off"
 		settings["synchronous_commit"] = "off"
 		settings["full_page_writes"] = "off"
 	}
-	for k, v := range opts.Settings {
+	for k, v := range c.opts.Settings {
 		settings[k] = v
 	}
 	keys := make([]string, 0, len(settings))
@@ -203,23 +421,111 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	for _, k := range keys {
 		args = append(args, "-c", k+"="+settings[k])
 	}
-	cmd := exec.Command(filepath.Join(binDir, "postgres"), args...)
-	cmd.Stdout, cmd.Stderr = logw, logw
+	return args
+}
+
+var errStopping = errors.New("pglocal: the cluster is being stopped")
+
+// spawn starts the server process, unless Stop was called.
+func (c *Cluster) spawn() (chan struct{}, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return nil, errStopping
+	}
+	// A pid file of a server that is gone (or of a reused pid) must not stop
+	// the start.
+	c.livePostmaster()
+	cmd := exec.Command(filepath.Join(c.BinDir, "postgres"), c.args...)
+	cmd.Stdout, cmd.Stderr = c.logw, c.logw
 	// Its own process group: a Ctrl-C at the terminal reaches Voxanne, which then
 	// shuts the server down in order, rather than both at once.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
 	cmd.Env = serverEnv()
 	if err := cmd.Start(); err != nil {
-		c.closeLog()
 		return nil, fmt.Errorf("pglocal: start postgres: %w", err)
 	}
-	c.cmd, c.pid, c.exited = cmd, cmd.Process.Pid, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(c.exited) }()
-	if err := c.waitReady(ctx, opts.StartTimeout); err != nil {
-		_ = c.Stop(context.Background())
-		return nil, fmt.Errorf("pglocal: postgres did not start: %w%s", err, c.logTail())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	c.pid, c.exited = cmd.Process.Pid, exited
+	return exited, nil
+}
+
+// Supervise keeps the server running until ctx ends or Stop is called: when it
+// exits on its own (a crash, a kill), it is started again, after a wait that
+// doubles from 100 ms up to 5 s while starts keep failing.
+func (c *Cluster) Supervise(ctx context.Context) {
+	if c.attached {
+		return
 	}
-	return c, nil
+	log := c.opts.Logger
+	for {
+		c.mu.Lock()
+		exited, pid := c.exited, c.pid
+		c.mu.Unlock()
+		if exited == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-exited:
+		}
+		if c.isStopping() {
+			return
+		}
+		down := time.Now()
+		log.Error("managed postgres exited unexpectedly: restarting it", "pid", pid)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			exited, err := c.spawn()
+			if errors.Is(err, errStopping) {
+				return
+			}
+			if err == nil {
+				if err = c.waitReady(ctx, c.opts.StartTimeout); err != nil {
+					// Not ready in time but running: end it before the next try.
+					_ = stopPID(context.Background(), c.PID(), exited)
+				}
+			}
+			if err == nil {
+				c.mu.Lock()
+				c.restarts++
+				n := c.restarts
+				c.mu.Unlock()
+				log.Info("managed postgres restarted", "pid", c.PID(), "restarts", n,
+					"down_ms", time.Since(down).Milliseconds())
+				break
+			}
+			if c.isStopping() || ctx.Err() != nil {
+				return
+			}
+			// Typically the killed server's backends still hold its shared
+			// memory for a moment.
+			log.Warn("managed postgres restart failed: retrying", "error", err, "retry_in_ms", min(2*wait, 5*time.Second).Milliseconds())
+		}
+	}
+}
+
+// Restarts returns how many times Supervise restarted the server.
+func (c *Cluster) Restarts() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.restarts
+}
+
+// Attached reports whether the cluster is a running server's, which this
+// process uses but does not run.
+func (c *Cluster) Attached() bool { return c.attached }
+
+func (c *Cluster) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
 }
 
 // initdb creates the cluster; a failed attempt leaves no half-made directory.
@@ -292,17 +598,22 @@ func serverEnv() []string {
 	return env
 }
 
-func loadOrCreatePassword(path string) (string, error) {
+// readPassword reads the superuser's password.
+func readPassword(path string) (string, error) {
 	b, err := os.ReadFile(path)
-	if err == nil {
-		pw := strings.TrimSpace(string(b))
-		if pw == "" {
-			return "", fmt.Errorf("pglocal: %s is empty", path)
-		}
-		return pw, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return "", fmt.Errorf("pglocal: read password: %w", err)
+	}
+	pw := strings.TrimSpace(string(b))
+	if pw == "" {
+		return "", fmt.Errorf("pglocal: %s is empty", path)
+	}
+	return pw, nil
+}
+
+func loadOrCreatePassword(path string) (string, error) {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return readPassword(path)
 	}
 	buf := make([]byte, 24)
 	_, _ = rand.Read(buf)
@@ -316,8 +627,17 @@ func loadOrCreatePassword(path string) (string, error) {
 // livePostmaster reports whether postmaster.pid names a running server for this
 // data directory. A stale file (dead or reused pid) is removed so the server starts.
 func (c *Cluster) livePostmaster() (int, bool) {
-	pidFile := filepath.Join(c.DataDir, "postmaster.pid")
-	f, err := os.Open(pidFile)
+	pid, alive := c.postmaster()
+	if !alive {
+		_ = os.Remove(filepath.Join(c.DataDir, "postmaster.pid"))
+	}
+	return pid, alive
+}
+
+// postmaster reads postmaster.pid and reports whether it names a running
+// server of this data directory.
+func (c *Cluster) postmaster() (int, bool) {
+	f, err := os.Open(filepath.Join(c.DataDir, "postmaster.pid"))
 	if err != nil {
 		return 0, false
 	}
@@ -331,7 +651,6 @@ func (c *Cluster) livePostmaster() (int, bool) {
 			return pid, true
 		}
 	}
-	_ = os.Remove(pidFile)
 	return 0, false
 }
 
@@ -342,10 +661,13 @@ func (c *Cluster) socketPath() string {
 // waitReady polls until the server completes a connection start-up on its socket.
 func (c *Cluster) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	c.mu.Lock()
+	exited := c.exited
+	c.mu.Unlock()
 	for {
-		if c.exited != nil {
+		if exited != nil {
 			select {
-			case <-c.exited:
+			case <-exited:
 				return errors.New("server exited")
 			default:
 			}
@@ -414,38 +736,62 @@ func (c *Cluster) SuperuserURL(database string) string {
 	return c.ConnString(database, Superuser, c.Password)
 }
 
-// PID returns the server's process id.
-func (c *Cluster) PID() int { return c.pid }
+// PID returns the server's process id (the running server's when attached).
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	pid := c.pid
+	c.mu.Unlock()
+	if pid == 0 && c.attached {
+		pid, _ = c.postmaster()
+	}
+	return pid
+}
 
 // Stop shuts the server down with a fast shutdown (sessions are ended, no data
-// lost), escalating to an immediate shutdown and then SIGKILL if it lingers.
+// lost), escalating to an immediate shutdown and then SIGKILL if it lingers,
+// and releases the data directory. An attached cluster is left running.
 func (c *Cluster) Stop(ctx context.Context) error {
-	defer c.closeLog()
-	if c.pid == 0 {
+	if c.attached {
 		return nil
 	}
+	defer c.releaseLock()
+	defer c.closeLog()
+	c.mu.Lock()
+	c.stopping = true
+	pid, exited := c.pid, c.exited
+	c.mu.Unlock()
+	if pid == 0 {
+		return nil
+	}
+	return stopPID(ctx, pid, exited)
+}
+
+// stopPID stops the server pid: SIGINT (fast shutdown), then SIGQUIT, then
+// SIGKILL. exited is closed when it is our child and has exited; without it,
+// the pid is polled.
+func stopPID(ctx context.Context, pid int, exited chan struct{}) error {
 	steps := []struct {
 		sig  syscall.Signal
 		wait time.Duration
 	}{{syscall.SIGINT, 30 * time.Second}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}}
 	for _, s := range steps {
-		if err := syscall.Kill(c.pid, s.sig); err != nil {
+		if err := syscall.Kill(pid, s.sig); err != nil {
 			if errors.Is(err, syscall.ESRCH) {
 				return nil
 			}
 			return fmt.Errorf("pglocal: signal postgres: %w", err)
 		}
-		if c.waitExit(ctx, s.wait) {
+		if waitExit(ctx, pid, exited, s.wait) {
 			return nil
 		}
 	}
-	return fmt.Errorf("pglocal: postgres (pid %d) did not stop", c.pid)
+	return fmt.Errorf("pglocal: postgres (pid %d) did not stop", pid)
 }
 
-func (c *Cluster) waitExit(ctx context.Context, d time.Duration) bool {
-	if c.exited != nil {
+func waitExit(ctx context.Context, pid int, exited chan struct{}, d time.Duration) bool {
+	if exited != nil {
 		select {
-		case <-c.exited:
+		case <-exited:
 			return true
 		case <-time.After(d):
 			return false
@@ -453,10 +799,10 @@ func (c *Cluster) waitExit(ctx context.Context, d time.Duration) bool {
 			return false
 		}
 	}
-	// An adopted server is not our child: poll until its pid is gone.
+	// Not our child: poll until its pid is gone.
 	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if err := syscall.Kill(c.pid, 0); errors.Is(err, syscall.ESRCH) {
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
 			return true
 		}
 		time.Sleep(50 * time.Millisecond)

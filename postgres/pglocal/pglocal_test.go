@@ -2,8 +2,10 @@ package pglocal_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,9 +103,11 @@ func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
 		t.Fatalf("data lost on restart: %q", got)
 	}
 
-	// Crash: kill -9 the postmaster. The stale postmaster.pid must not stop the
-	// next start, and crash recovery must keep the data.
+	// Crash: kill -9 the postmaster and let go of the directory, as a killed
+	// Voxanne does. The stale postmaster.pid must not stop the next start, and
+	// crash recovery must keep the data.
 	pid = c.PID()
+	c.Abandon()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -124,20 +128,168 @@ func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
 	waitGone(t, pid)
 }
 
-// A Voxanne killed with SIGKILL leaves its server running; the next start adopts
-// that server and stops it on exit instead of leaving it behind.
-func TestAdoptsServerOfACrashedRun(t *testing.T) {
+// A Voxanne killed with SIGKILL leaves its server running; the next start
+// (which gets the lock) shuts that server down in order and runs its own, which
+// it can supervise, with the data intact.
+func TestReplacesServerOfAKilledRun(t *testing.T) {
 	t.Parallel()
 	dir := dataDir(t)
 	first := start(t, dir)
+	exec(t, first, "create table keepme (id int)")
+	first.Abandon()
 	second := start(t, dir)
-	if second.PID() != first.PID() {
-		t.Fatalf("second start ran pid %d beside %d", second.PID(), first.PID())
+	if second.PID() == first.PID() {
+		t.Fatal("the orphaned server was kept")
+	}
+	waitGone(t, first.PID())
+	if got := query(t, second, "select to_regclass('keepme')::text"); got != "keepme" {
+		t.Fatalf("data lost: %q", got)
 	}
 	if err := second.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(t, first.PID())
+	waitGone(t, second.PID())
+}
+
+// One owner of a data directory: a second Start is refused with the holder
+// named, and the directory is free again after Stop.
+func TestSecondStartIsRefused(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	c, err := pglocal.Start(context.Background(), pglocal.Options{Dir: dir, Fast: true, Command: "serve", Serving: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pglocal.Start(context.Background(), pglocal.Options{Dir: dir, Fast: true, Command: "serve"})
+	var inUse *pglocal.InUseError
+	if !errors.As(err, &inUse) || inUse.Holder.PID != os.Getpid() || inUse.Holder.Command != "serve" || !inUse.Holder.Serving {
+		t.Fatalf("second start: %v", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "in use by voxanne serve (pid "+itoa(os.Getpid())+")") || strings.Contains(msg, "\n") {
+		t.Errorf("message %q", msg)
+	}
+	if h, held := pglocal.ReadHolder(dir); !held || h.Command != "serve" {
+		t.Errorf("holder %+v %v", h, held)
+	}
+	pid := c.PID()
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, pid)
+	if _, held := pglocal.ReadHolder(dir); held {
+		t.Error("still held after Stop")
+	}
+	start(t, dir).Stop(context.Background()) //nolint:errcheck
+}
+
+// A command on the directory of a running server uses that server's cluster:
+// it neither starts another nor stops the server's when it is done.
+func TestOpenAttachesToTheServingCluster(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	ctx := context.Background()
+	srv, err := pglocal.Start(ctx, pglocal.Options{Dir: dir, Fast: true, Command: "serve", Serving: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(ctx) //nolint:errcheck
+	exec(t, srv, "create table fromserver (id int)")
+	cli, err := pglocal.Open(ctx, pglocal.Options{Dir: dir, Command: "keys"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cli.Attached() || cli.PID() != srv.PID() {
+		t.Fatalf("attached %v, pid %d, server pid %d", cli.Attached(), cli.PID(), srv.PID())
+	}
+	if got := query(t, cli, "select to_regclass('fromserver')::text"); got != "fromserver" {
+		t.Fatalf("another cluster: %q", got)
+	}
+	if err := cli.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !alive(srv.PID()) {
+		t.Fatal("the command stopped the server's PostgreSQL")
+	}
+	query(t, srv, "select 'still up'")
+}
+
+// A command waits while another command holds the directory, then runs its own
+// cluster.
+func TestOpenWaitsForAnotherCommand(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	ctx := context.Background()
+	first, err := pglocal.Open(ctx, pglocal.Options{Dir: dir, Fast: true, Command: "migrate"})
+	if err != nil || first.Attached() {
+		t.Fatalf("first: %v", err)
+	}
+	opened := make(chan *pglocal.Cluster)
+	go func() {
+		c, err := pglocal.Open(ctx, pglocal.Options{Dir: dir, Fast: true, Command: "keys"})
+		if err != nil {
+			t.Error(err)
+		}
+		opened <- c
+	}()
+	select {
+	case <-opened:
+		t.Fatal("opened while another command held the directory")
+	case <-time.After(time.Second):
+	}
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := <-opened
+	if second == nil {
+		return
+	}
+	if second.Attached() {
+		t.Error("attached to a command's cluster")
+	}
+	query(t, second, "select 'ok'")
+	second.Stop(ctx) //nolint:errcheck
+}
+
+// Supervise restarts a server that was killed, with its data, and a stopped
+// cluster stays stopped.
+func TestSuperviseRestartsAKilledServer(t *testing.T) {
+	t.Parallel()
+	dir := dataDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Durable commits: a killed server keeps what it acknowledged.
+	c, err := pglocal.Start(ctx, pglocal.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(t, c, "create table keepme (id int)")
+	done := make(chan struct{})
+	go func() { c.Supervise(ctx); close(done) }()
+	for round := 1; round <= 2; round++ {
+		pid := c.PID()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, pid)
+		for i := 0; i < 1200 && (c.Restarts() < round); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if c.Restarts() != round || c.PID() == pid || !alive(c.PID()) {
+			t.Fatalf("round %d: %d restarts, pid %d (was %d)", round, c.Restarts(), c.PID(), pid)
+		}
+		if got := query(t, c, "select to_regclass('keepme')::text"); got != "keepme" {
+			t.Fatalf("data lost: %q", got)
+		}
+	}
+	pid := c.PID()
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	waitGone(t, pid)
+	if alive(c.PID()) || c.Restarts() != 2 {
+		t.Fatalf("restarted after Stop: %d restarts", c.Restarts())
+	}
 }
 
 func TestStalePidFileOfAnotherProcess(t *testing.T) {
