@@ -291,6 +291,10 @@ type JobCounts struct {
 	Running   int `json:"running"`
 	Retrying  int `json:"retrying"`
 	Discarded int `json:"discarded"`
+	// OldestQueued is how long the oldest job ready to run has waited for a
+	// worker (zero when none waits): a backlog that grows old means the
+	// workers are stuck or too few.
+	OldestQueued time.Duration `json:"-"`
 }
 
 // ErrBusy tells a background job that its work is being done elsewhere right

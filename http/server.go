@@ -3,6 +3,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,14 +21,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/voxanne/voxanne"
 )
-
-// Check is one health check: it returns details to show and an error when the
-// dependency it checks is failing.
-type Check func(ctx context.Context) (map[string]any, error)
 
 // Server holds the router and what its handlers need. Fields are set by
 // cmd/voxanne before Handler is called.
@@ -37,6 +33,17 @@ type Server struct {
 	Started time.Time
 	// Checks are the named health checks of GET /health.
 	Checks map[string]Check
+	// Readiness are the checks of GET /readyz, also run in the background
+	// for /metrics (RunStatus).
+	Readiness map[string]Check
+	// SeparateMetrics leaves GET /metrics out of the router: it is served on
+	// a listener of its own (MetricsHandler).
+	SeparateMetrics bool
+	// CacheStatsEvery and CacheStatsInterval space the token cache's log
+	// line: it is written once both that many authenticated requests and
+	// that much time have passed since the last (defaults 100 and a minute).
+	CacheStatsEvery    int
+	CacheStatsInterval time.Duration
 	// Registry collects the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 
@@ -81,6 +88,8 @@ type Server struct {
 	webhookOutcomes *prometheus.CounterVec
 	metrics         *metrics
 	apiMetrics      *apiMetrics
+	status          *statusCache
+	cacheStats      *cacheStatsLog
 	limits          limiters
 	exportGate      *orgGate
 	searchGate      *orgGate
@@ -118,7 +127,10 @@ func (s *Server) Handler() http.Handler {
 	if s.Pools != nil {
 		s.Registry.MustRegister(newPoolCollector(s.Pools))
 	}
-	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.status = newStatusCache()
+	s.cacheStats = &cacheStatsLog{every: int64(cmp.Or(s.CacheStatsEvery, 100)), interval: cmp.Or(s.CacheStatsInterval, time.Minute)}
+	s.cacheStats.last.Store(time.Now().UnixNano())
+	s.Registry.MustRegister(s.metrics.requests, s.metrics.forbidden, s.status, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rl := DefaultRateLimits
 	if s.RateLimits != nil {
 		rl = *s.RateLimits
@@ -130,13 +142,17 @@ func (s *Server) Handler() http.Handler {
 	s.exportGate, s.searchGate = newOrgGate(maxExportsPerOrg), newOrgGate(maxSearchesPerOrg)
 	s.mux = http.NewServeMux()
 	s.route("GET /health", s.handleHealth)
+	s.route("GET /livez", s.handleLive)
+	s.route("GET /readyz", s.handleReady)
 	if s.Auth != nil {
 		s.registerAuth()
 	}
 	if s.Authenticator != nil {
 		s.registerAPI()
 	}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))
+	if !s.SeparateMetrics {
+		s.mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, voxanne.Errorf(voxanne.ENOTFOUND, "no such route"))
 	})
@@ -256,32 +272,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
-}
-
-func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-	defer cancel()
-	status, code := "ok", http.StatusOK
-	checks := map[string]any{}
-	for name, check := range s.Checks {
-		details, err := check(ctx)
-		if details == nil {
-			details = map[string]any{}
-		}
-		details["status"] = "ok"
-		if err != nil {
-			// The endpoint is public: the details go to the log, not the body.
-			details["status"] = "failing"
-			s.Logger.Warn("health check failing", "check", name, "error", err)
-			status, code = "degraded", http.StatusServiceUnavailable
-		}
-		checks[name] = details
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	return writeJSON(w, code, map[string]any{
-		"status":         status,
-		"version":        s.Version,
-		"uptime_seconds": int64(time.Since(s.Started).Seconds()),
-		"checks":         checks,
-	})
 }

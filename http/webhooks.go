@@ -1,7 +1,6 @@
 package http
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -35,25 +34,6 @@ func (s *Server) registerWebhooks() {
 		Help: "Webhook deliveries by provider, type and outcome (stored, duplicate, unroutable, ignored, answered, rejected, invalid).",
 	}, []string{"provider", "type", "outcome"})
 	s.Registry.MustRegister(s.webhookOutcomes)
-	if s.Jobs != nil {
-		for state, get := range map[string]func(voxanne.JobCounts) int{
-			"queued": func(c voxanne.JobCounts) int { return c.Queued }, "running": func(c voxanne.JobCounts) int { return c.Running },
-			"retrying": func(c voxanne.JobCounts) int { return c.Retrying }, "discarded": func(c voxanne.JobCounts) int { return c.Discarded },
-		} {
-			s.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "voxanne_jobs", Help: "Background jobs by state (discarded: retries exhausted).",
-				ConstLabels: prometheus.Labels{"state": state},
-			}, func() float64 {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-				defer cancel()
-				c, err := s.Jobs(ctx)
-				if err != nil {
-					return -1
-				}
-				return float64(get(c))
-			}))
-		}
-	}
 	s.route("POST /api/webhooks/vapi", s.handleVapi)
 	s.route("POST /api/webhooks/twilio/sms", s.twilio("sms"))
 	s.route("POST /api/webhooks/twilio/status", s.twilio("status"))

@@ -534,14 +534,17 @@ func (b *eventBatch) AdvanceMessage(sid, status string, rank int) {
 // JobCounts counts background jobs by state.
 func (s *IngestStore) JobCounts(ctx context.Context) (voxanne.JobCounts, error) {
 	var c voxanne.JobCounts
+	var oldest float64
 	err := s.db.InService(ctx, "count jobs", func(q Conn) error {
 		return q.QueryRow(ctx, `select
 		count(*) filter (where state in ('available', 'scheduled', 'pending')),
 		count(*) filter (where state = 'running'),
 		count(*) filter (where state = 'retryable'),
-		count(*) filter (where state = 'discarded')
-		from river_job`).Scan(&c.Queued, &c.Running, &c.Retrying, &c.Discarded)
+		count(*) filter (where state = 'discarded'),
+		coalesce(extract(epoch from now() - min(scheduled_at) filter (where state = 'available')), 0)::float8
+		from river_job`).Scan(&c.Queued, &c.Running, &c.Retrying, &c.Discarded, &oldest)
 	})
+	c.OldestQueued = time.Duration(max(oldest, 0) * float64(time.Second))
 	return c, err
 }
 

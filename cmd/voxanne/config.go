@@ -18,6 +18,7 @@ import (
 // and can be overridden by the serve flag of the same name.
 type Config struct {
 	Addr              string
+	MetricsAddr       string
 	PublicURL         string
 	DataDir           string
 	DatabaseURL       string
@@ -61,6 +62,15 @@ var settings = []setting{
 			return errors.New("want host:port, e.g. 127.0.0.1:8080")
 		}
 		c.Addr = v
+		return nil
+	}},
+	{env: "VOXANNE_METRICS_ADDR", flag: "metrics-addr", help: "serve /metrics on this separate host:port instead of the main listener", set: func(c *Config, v string) error {
+		if v != "" {
+			if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+				return errors.New("want host:port, e.g. 127.0.0.1:9090")
+			}
+		}
+		c.MetricsAddr = v
 		return nil
 	}},
 	{env: "VOXANNE_PUBLIC_URL", flag: "public-url", help: "external base URL (default http://<addr>)", set: func(c *Config, v string) error {

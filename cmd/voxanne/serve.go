@@ -52,6 +52,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen on %s (VOXANNE_METRICS_ADDR): %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 
 	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true})
 	if err != nil {
@@ -73,8 +80,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer a.Close()
 	httpSrv := &http.Server{Handler: a.Handler, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	voxhttp.ConfigureServer(httpSrv)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
+	if metricsLn != nil {
+		// Only /metrics here: the listener can be opened to a monitoring
+		// network without exposing the API there.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.API.MetricsHandler())
+		metricsSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
+		defer metricsSrv.Close()
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
 	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup", time.Since(started).Round(time.Millisecond))
 
 	if cfg.Demo {

@@ -19,5 +19,6 @@ func appConfig(cfg *Config, log *slog.Logger, reportError func(ctx context.Conte
 		Autoconfirm: cfg.MailerAutoconfirm, DisableSignup: cfg.DisableSignup, SMTPURL: cfg.SMTPURL,
 		RateLimits: &cfg.RateLimits, RateLimitHeader: cfg.RateLimitHeader, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, Workers: cfg.Workers, ReportError: reportError,
+		SeparateMetrics: cfg.MetricsAddr != "",
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"sync"
@@ -59,6 +60,9 @@ type Config struct {
 	// instance that enqueues but never works jobs.
 	Workers        int
 	JobsInsertOnly bool
+	// SeparateMetrics serves /metrics on a listener of its own
+	// (App.API.MetricsHandler) instead of the main router.
+	SeparateMetrics bool
 	// ReportError receives unexpected failures (Sentry).
 	ReportError func(ctx context.Context, requestID string, err error)
 }
@@ -143,17 +147,25 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 	}
 	a.Ingest = postgres.NewIngestStore(db, a.Jobs.EnqueueTx)
 
+	// Readiness: the database answers and takes writes, migrations are
+	// current and a signing key is loaded. /health adds the job queue.
+	ready := map[string]voxhttp.Check{
+		"database":   voxhttp.DatabaseCheck(db),
+		"writes":     voxhttp.WriteCheck(db.ProbeWrite),
+		"migrations": voxhttp.MigrationsCheck(db.MigrationsPending),
+		"auth":       voxhttp.SigningKeyCheck(a.currentKID),
+	}
+	health := maps.Clone(ready)
+	health["jobs"] = voxhttp.JobsCheck(a.Ingest.JobCounts, a.Ingest.UnroutableCount)
 	a.API = &voxhttp.Server{
-		Logger:  log,
-		Version: cfg.Version,
-		Started: time.Now(),
-		Checks: map[string]voxhttp.Check{
-			"database": voxhttp.DatabaseCheck(db),
-			"auth":     authCheck(a.Keys),
-			"jobs":     voxhttp.JobsCheck(a.Ingest.JobCounts, a.Ingest.UnroutableCount),
-		},
-		Webhooks: a.Ingest,
-		Jobs:     a.Ingest.JobCounts,
+		Logger:          log,
+		Version:         cfg.Version,
+		Started:         time.Now(),
+		Checks:          health,
+		Readiness:       ready,
+		SeparateMetrics: cfg.SeparateMetrics,
+		Webhooks:        a.Ingest,
+		Jobs:            a.Ingest.JobCounts,
 		WebhookConfig: voxhttp.WebhookConfig{PublicURL: cfg.PublicURL,
 			Vapi:         webhook.VapiSecrets{Current: cfg.VapiSecret, Previous: cfg.VapiSecretPrev},
 			TwilioTokens: []string{cfg.TwilioToken, cfg.TwilioTokenPrev}},
@@ -244,6 +256,10 @@ func (a *App) Start(live func(bool)) {
 			log.Error("background jobs", "error", err)
 		}
 	})
+	// /metrics reads the readiness checks and job figures from a cache,
+	// filled here before the first request and then in the background.
+	a.API.RefreshStatus(ctx)
+	a.wg.Go(func() { a.API.RunStatus(ctx, statusInterval) })
 	a.wg.Go(func() { (&postgres.EventListener{DB: a.DB, Publish: a.Events.Publish, Logger: log}).Run(ctx) })
 }
 
@@ -256,16 +272,17 @@ func (a *App) Close() {
 	a.wg.Wait()
 }
 
-// authCheck reports the signing key in use.
-func authCheck(keys *postgres.KeyRing) voxhttp.Check {
-	return func(ctx context.Context) (map[string]any, error) {
-		k := keys.Current()
-		if k == nil {
-			return nil, errors.New("no signing key")
-		}
-		return map[string]any{"signing_kid": k.ID}, nil
+// currentKID is the id of the signing key in use, "" while none is loaded.
+func (a *App) currentKID() string {
+	if k := a.Keys.Current(); k != nil {
+		return k.ID
 	}
+	return ""
 }
+
+// statusInterval is how often the readiness checks and job figures that
+// /metrics exports are refreshed.
+const statusInterval = 10 * time.Second
 
 // pruneRevocations keeps auth.revocations to what a reconnecting listener may
 // still need.
