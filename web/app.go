@@ -23,9 +23,13 @@ type req struct {
 var errNoSession = errors.New("web: no session")
 
 // signedIn returns the request's signed-in user. The access token is refreshed
-// first when it is close to expiry, and once more when it was revoked (a role
-// change issues a token with the new role). A session that cannot be
-// refreshed is cleared and errNoSession returned; other errors are failures.
+// first when it is close to expiry, and once more when it stops verifying. A
+// session revoked elsewhere is signed out: one that cannot be refreshed
+// (logout, sign-out everywhere, password changed) and one whose role in the
+// org was changed (its token was revoked, yet the session and the membership
+// live on); a user removed from the org gets a token for no org or another one,
+// which shows the org error page. A signed-out session is cleared and
+// errNoSession returned; other errors are failures.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (*req, error) {
 	s := h.readSession(r)
 	if s == nil {
@@ -43,10 +47,20 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (*req, error)
 	}
 	p, err := h.cfg.Authenticator.Authenticate(r.Context(), s.Access)
 	if voxanne.ErrorCode(err) == voxanne.EUNAUTHORIZED && !refreshed {
+		// Revoked, or only unverifiable (expired, its signing key retired).
+		revoked := errorReason(err) == voxanne.ReasonSessionRevoked
 		if err := h.refresh(w, r, s); err != nil {
 			return nil, err
 		}
 		p, err = h.cfg.Authenticator.Authenticate(r.Context(), s.Access)
+		if err == nil && revoked && p.OrgID != "" && p.OrgID == s.Org {
+			// Still a member of the same org after a revocation: the role
+			// was changed elsewhere. End the auth session too, so that no
+			// copy of the cookie works either.
+			_ = h.cfg.Auth.Logout(r.Context(), p, voxanne.ScopeLocal)
+			h.clearSession(w)
+			return nil, errNoSession
+		}
 	}
 	if voxanne.ErrorCode(err) == voxanne.EUNAUTHORIZED {
 		h.clearSession(w)
@@ -64,6 +78,15 @@ func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (*req, error)
 		return nil, err
 	}
 	return &req{w: w, r: r, p: p, s: s, me: me, csrf: csrfToken(h.csrfSecret(w, r), p.SessionID)}, nil
+}
+
+// errorReason is the wire-level reason of a Voxanne error, "" for others.
+func errorReason(err error) string {
+	var e *voxanne.Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
 }
 
 // refresh trades the session's refresh token for new tokens and stores them.

@@ -576,6 +576,13 @@ func (h *Handler) teamRole(q *req) error {
 		}
 		return err
 	}
+	if id == q.p.UserID {
+		// The user changed their own role, here: they go on with a token of
+		// the new role (a change made elsewhere signs them out instead). A
+		// refresh that fails leaves the revoked token, and the next page
+		// signs out.
+		_ = h.refresh(q.w, q.r, q.s)
+	}
 	http.Redirect(q.w, q.r, "/team?done=role", http.StatusSeeOther)
 	return nil
 }

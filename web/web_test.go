@@ -502,21 +502,56 @@ func TestRemovedMemberSeesOrgErrorPage(t *testing.T) {
 	}
 }
 
-func TestRoleChangeTakesEffectOnNextPage(t *testing.T) {
+func TestRoleChangeElsewhereSignsOut(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, testenv.Options{})
 	m := w.signedIn(t, "member-a@example.com")
 	if strings.Contains(m.Get("/team").Body, `action="/team/invite"`) {
 		t.Fatal("member sees the invite form")
 	}
+	old := m.Cookie("vx_session")
 	if r := w.e.Do("PATCH", "/api/org/members/"+w.member.User.ID, map[string]any{"role": "admin"}, testenv.Bearer(w.owner.AccessToken)...); r.Status != 200 {
 		t.Fatalf("promote: %d %s", r.Status, r.Body)
 	}
+	r := m.Get("/team")
+	if r.Status != http.StatusSeeOther || r.Location != "/login?next=%2Fteam" {
+		t.Fatalf("next page after the role change: %d %q, want 303 to the login page", r.Status, r.Location)
+	}
+	if m.Cookie("vx_session") != "" {
+		t.Error("the signed-out session's cookie was kept")
+	}
+	// The auth session ended too: the old cookie does not come back to life
+	// by refreshing.
+	m.SetCookie("vx_session", old)
+	if r := m.Get("/calls"); r.Status != http.StatusSeeOther || !strings.HasPrefix(r.Location, "/login") {
+		t.Errorf("old cookie after the role change: %d %q", r.Status, r.Location)
+	}
+	// Signing in again gives the new role at once.
+	m = w.signedIn(t, "member-a@example.com")
 	if r := m.Get("/team"); r.Status != 200 || !strings.Contains(r.Body, `action="/team/invite"`) {
-		t.Errorf("after promotion: %d, invite form shown: %v", r.Status, strings.Contains(r.Body, `action="/team/invite"`))
+		t.Errorf("signed in again as admin: %d, invite form shown: %v", r.Status, strings.Contains(r.Body, `action="/team/invite"`))
 	}
 	if r := m.Get("/audit"); r.Status != 200 {
 		t.Errorf("promoted admin's audit log: %d", r.Status)
+	}
+}
+
+func TestOwnRoleChangeKeepsTheSession(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, testenv.Options{})
+	second := w.e.AddMember(w.owner, "second-owner@example.com", "owner")
+	o := w.signedIn(t, "second-owner@example.com")
+	r := o.Post("/team/members/"+second.User.ID+"/role", url.Values{"csrf": {o.Token("/team")}, "role": {"admin"}})
+	if r.Status != http.StatusSeeOther || r.Location != "/team?done=role" {
+		t.Fatalf("own role change: %d %q %s", r.Status, r.Location, r.Body)
+	}
+	p := o.Get("/team")
+	if p.Status != 200 {
+		t.Fatalf("team after the own role change: %d %q", p.Status, p.Location)
+	}
+	// An admin may not make owners: the role menu no longer offers it.
+	if strings.Contains(p.Body, `<option value="owner"`) {
+		t.Error("the page still shows the owner's choices")
 	}
 }
 
