@@ -35,9 +35,12 @@ const rateLimitHint = "hint: start the server with generous auth rate limits, e.
 const authUsageHead = `Usage: voxbench auth [flags]
 
 Signs up --users users (one POST /auth/v1/signup each, 8 at a time), then runs
---concurrency workers that GET --path with the users' bearer tokens for
---duration after a --warmup, and reports requests/s, errors by status and exact
-latency percentiles. Exits 1 if set-up fails or more than 1% of requests fail.
+--concurrency workers for --duration after a --warmup, and reports requests/s,
+errors by status, exact latency percentiles, and the CPU and memory of the
+server and of PostgreSQL (from /proc). What the workers send is --mode: GET
+--path with the users' bearer tokens (get; e.g. --path /auth/v1/user), refresh
+grants (refresh), password sign-ins (password) or sign-ups (signup). Exits 1 if
+set-up fails or more than 1% of requests fail.
 
 The server needs generous auth rate limits for the set-up, e.g.
   VOXANNE_RATE_LIMIT_SIGN_IN=100000/1m VOXANNE_RATE_LIMIT_EMAIL=100000/1m voxanne serve
@@ -60,7 +63,16 @@ type authConfig struct {
 	path  string
 	fresh bool
 	pool  int
+	mode  string
 }
+
+// The load modes of voxbench auth: what each worker sends.
+const (
+	modeGet      = "get"      // GET --path with a bearer token
+	modeRefresh  = "refresh"  // POST /auth/v1/token?grant_type=refresh_token
+	modePassword = "password" // POST /auth/v1/token?grant_type=password
+	modeSignup   = "signup"   // POST /auth/v1/signup with a new email
+)
 
 func parseAuthFlags(args []string, stdout, stderr io.Writer) (*authConfig, int) {
 	var cfg authConfig
@@ -69,6 +81,7 @@ func parseAuthFlags(args []string, stdout, stderr io.Writer) (*authConfig, int) 
 	cfg.register(fs, "requests", "`D` of load sent before measuring starts and not counted (fills connection\npools and server caches); 0 for none")
 	fs.IntVar(&cfg.users, "users", 200, "`N` users to sign up in set-up, each with its own password and token")
 	fs.IntVar(&cfg.orgs, "orgs", 20, "`M` org names to cycle through: user i asks for \"Bench org <i mod M>\".\nNames only: every sign-up creates its own organization today")
+	fs.StringVar(&cfg.mode, "mode", modeGet, "`M`, what the load sends: get (GET --path with the users' tokens), refresh\n(refresh-token grants: each user's session is a chain of single-use tokens,\neach used once), password (password sign-ins cycling over the users) or\nsignup (a sign-up with a new email each; no users are signed up in set-up)")
 	fs.StringVar(&cfg.path, "path", "/api/session", "the route (`PATH`, may include a query) every load request GETs with a\nuser's bearer token")
 	fs.BoolVar(&cfg.fresh, "fresh-tokens", false, "uncached mode: every request uses a token never used before, from a pool\nminted in set-up by password sign-ins; the load phase stops early when the\npool is used up. Measures the uncached token verification path. The\nwarm-up reuses the sign-up tokens, so the pool is spent on measured requests")
 	fs.IntVar(&cfg.pool, "pool", 5000, "with --fresh-tokens: `P` tokens in the pool, each from a password sign-in\n(POST /auth/v1/token?grant_type=password) cycling over the users. Sign-ins\nhash passwords, so expect tens to hundreds a second: minting is slow")
@@ -90,9 +103,21 @@ func parseAuthFlags(args []string, stdout, stderr io.Writer) (*authConfig, int) 
 	if cfg.pool < 1 {
 		bad("--pool must be at least 1")
 	}
+	switch cfg.mode {
+	case modeGet, modePassword, modeSignup:
+	case modeRefresh:
+		if cfg.users <= cfg.concurrency {
+			bad("--mode refresh needs more --users than --concurrency (each worker holds one user's session at a time)")
+		}
+	default:
+		bad("--mode must be get, refresh, password or signup")
+	}
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "pool" && !cfg.fresh {
 			bad("--pool only makes sense with --fresh-tokens")
+		}
+		if (f.Name == "path" || f.Name == "fresh-tokens") && cfg.mode != modeGet {
+			bad("--%s only makes sense with --mode get", f.Name)
 		}
 	})
 	if code := usageProblems("auth", problems, stderr); code >= 0 {
@@ -128,26 +153,29 @@ type benchUser struct {
 	email    string
 	password string
 	token    string // from the sign-up
+	refresh  string // the sign-up session's refresh token
 }
 
 // authReport is the --json output of an auth run.
 type authReport struct {
-	Mode           string  `json:"mode"`
-	RunID          string  `json:"run_id"`
-	URL            string  `json:"url"`
-	Path           string  `json:"path"`
-	Users          int     `json:"users"`
-	Orgs           int     `json:"orgs"`
-	OrgNames       int     `json:"org_names"`
-	Concurrency    int     `json:"concurrency"`
-	FreshTokens    bool    `json:"fresh_tokens"`
-	SignupSeconds  float64 `json:"signup_seconds"`
-	Pool           int     `json:"pool,omitempty"`
-	SignIns        int     `json:"sign_ins,omitempty"`
-	SignInSeconds  float64 `json:"sign_in_seconds,omitempty"`
-	WarmupSeconds  float64 `json:"warmup_seconds"`
-	WarmupRequests int64   `json:"warmup_requests"`
-	StoppedEarly   string  `json:"stopped_early,omitempty"`
+	Mode           string         `json:"mode"`
+	Load           string         `json:"load"`
+	RunID          string         `json:"run_id"`
+	URL            string         `json:"url"`
+	Path           string         `json:"path"`
+	Users          int            `json:"users"`
+	Orgs           int            `json:"orgs"`
+	OrgNames       int            `json:"org_names"`
+	Concurrency    int            `json:"concurrency"`
+	FreshTokens    bool           `json:"fresh_tokens"`
+	SignupSeconds  float64        `json:"signup_seconds"`
+	Pool           int            `json:"pool,omitempty"`
+	SignIns        int            `json:"sign_ins,omitempty"`
+	SignInSeconds  float64        `json:"sign_in_seconds,omitempty"`
+	WarmupSeconds  float64        `json:"warmup_seconds"`
+	WarmupRequests int64          `json:"warmup_requests"`
+	StoppedEarly   string         `json:"stopped_early,omitempty"`
+	Resources      resourceReport `json:"resources"`
 	summary
 }
 
@@ -166,7 +194,7 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	runID := randomHex(4)
 	rep := authReport{
-		Mode: "auth", RunID: runID, URL: cfg.base.String(), Path: cfg.path,
+		Mode: "auth", Load: cfg.mode, RunID: runID, URL: cfg.base.String(), Path: cfg.path,
 		Users: cfg.users, Orgs: cfg.users, OrgNames: min(cfg.orgs, cfg.users),
 		Concurrency: cfg.concurrency, FreshTokens: cfg.fresh,
 		WarmupSeconds: cfg.warmup.Seconds(),
@@ -174,6 +202,10 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(out, "voxbench auth: run %s against %s\n", runID, cfg.base)
 	fmt.Fprintln(out, "set-up")
 
+	if cfg.mode == modeSignup {
+		cfg.users = 0
+		rep.Users, rep.Orgs, rep.OrgNames = 0, 0, 0
+	}
 	// Sign-ups.
 	users := make([]benchUser, cfg.users)
 	t0 := time.Now()
@@ -183,11 +215,11 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"email": u.email, "password": u.password,
 			"data": map[string]string{"org_name": fmt.Sprintf("Bench org %d", i%cfg.orgs)},
 		}
-		tok, err := obtainToken(ctx, client, endpoint(cfg.base, "/auth/v1/signup"), body)
+		s, err := obtainSession(ctx, client, endpoint(cfg.base, "/auth/v1/signup"), body)
 		if err != nil {
 			return fmt.Errorf("sign-up %d (%s): %w", i, u.email, err)
 		}
-		u.token = tok
+		u.token, u.refresh = s.AccessToken, s.RefreshToken
 		users[i] = u
 		return nil
 	})
@@ -196,65 +228,43 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	took := time.Since(t0)
 	rep.SignupSeconds = round(took.Seconds(), 3)
-	line(out, "sign-ups", "%d users in %.3fs (%.1f/s, %d at a time)", cfg.users, took.Seconds(), float64(cfg.users)/took.Seconds(), setupParallelism)
-	line(out, "orgs", "%d (one per user; memberships across orgs need the organizations API)", cfg.users)
-	line(out, "org names", "%d: \"Bench org 0\" .. \"Bench org %d\"", rep.OrgNames, rep.OrgNames-1)
-
-	// The token sources of the load phase. The sign-up tokens, reused
-	// round-robin, serve the whole run in the default (cached) mode and the
-	// warm-up in --fresh-tokens mode, where spending pool tokens on requests
-	// that are not measured would waste the slow-to-mint pool.
-	signupTokens := make([]string, len(users))
-	for i, u := range users {
-		signupTokens[i] = u.token
+	if cfg.users > 0 {
+		line(out, "sign-ups", "%d users in %.3fs (%.1f/s, %d at a time)", cfg.users, took.Seconds(), float64(cfg.users)/took.Seconds(), setupParallelism)
+		line(out, "orgs", "%d (one per user; memberships across orgs need the organizations API)", cfg.users)
+		line(out, "org names", "%d: \"Bench org 0\" .. \"Bench org %d\"", rep.OrgNames, rep.OrgNames-1)
 	}
-	var rr atomic.Uint64
-	roundRobin := func() (string, bool) { return signupTokens[(rr.Add(1)-1)%uint64(len(signupTokens))], true }
+
 	var (
-		next  func(warm bool) (string, bool)
-		label string
+		do      shot
+		request string
+		label   string
 	)
-	if !cfg.fresh {
-		next = func(bool) (string, bool) { return roundRobin() }
-		label = fmt.Sprintf("reused round-robin over %d users (cached verification path)", len(signupTokens))
-	} else {
-		// Minting can take minutes; say so before the wait, not after.
-		line(out, "token pool", "minting %d tokens by password sign-in...", cfg.pool)
-		pool, took, err := mintPool(ctx, client, cfg, users)
-		if err != nil {
-			return setupFailed(stderr, cfg, err)
+	switch cfg.mode {
+	case modeGet:
+		var code int
+		if do, label, code = getShot(ctx, client, cfg, users, &rep, out, stderr); do == nil {
+			return code
 		}
-		rep.Pool, rep.SignIns, rep.SignInSeconds = len(pool), len(pool), round(took.Seconds(), 3)
-		line(out, "token pool", "%d tokens from password sign-ins in %.3fs (%.1f/s, %d at a time)",
-			len(pool), took.Seconds(), float64(len(pool))/took.Seconds(), setupParallelism)
-		var n atomic.Int64
-		next = func(warm bool) (string, bool) {
-			if warm {
-				return roundRobin()
-			}
-			i := n.Add(1) - 1
-			if i >= int64(len(pool)) {
-				return "", false
-			}
-			return pool[i], true
-		}
-		label = fmt.Sprintf("each used once, from a pool of %d (uncached verification path);\n"+
-			"                warm-up reuses the %d sign-up tokens", len(pool), len(signupTokens))
+		request = "GET " + endpoint(cfg.base, cfg.path)
+	case modeRefresh:
+		do, label = refreshShot(client, cfg, users)
+		request = "POST " + endpoint(cfg.base, "/auth/v1/token?grant_type=refresh_token")
+	case modePassword:
+		do, label = passwordShot(client, cfg, users)
+		request = "POST " + endpoint(cfg.base, "/auth/v1/token?grant_type=password")
+	case modeSignup:
+		do, label = signupShot(client, cfg, runID)
+		request = "POST " + endpoint(cfg.base, "/auth/v1/signup")
 	}
 
 	// Load.
-	target := endpoint(cfg.base, cfg.path)
 	fmt.Fprintln(out, "load")
-	line(out, "request", "GET %s", target)
+	line(out, "request", "%s", request)
 	line(out, "tokens", "%s", label)
 	line(out, "concurrency", "%d", cfg.concurrency)
-	res := runLoad(ctx, cfg.concurrency, cfg.warmup, cfg.duration, func(warm bool, keep func(int) bool) (int, []byte, error) {
-		tok, ok := next(warm)
-		if !ok {
-			return 0, nil, errExhausted
-		}
-		return get(client, target, tok, keep)
-	})
+	stopMeter := cfg.meter()
+	res := runLoad(ctx, cfg.concurrency, cfg.warmup, cfg.duration, do)
+	rep.Resources = stopMeter()
 	rep.WarmupRequests = res.warmupRequests
 	rep.StoppedEarly = res.stoppedEarly
 	rep.summary = res.stats.summary()
@@ -266,6 +276,7 @@ func runAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		line(out, "stopped early", "interrupted")
 	}
 	rep.summary.writeText(out)
+	rep.Resources.writeText(out)
 	if rep.ErrorsByStatus[http.StatusTooManyRequests] > 0 {
 		fmt.Fprintln(out, "note: the server rate-limited requests (429); raise its limits for benchmarking")
 	}
@@ -320,21 +331,31 @@ func (e *httpError) Error() string {
 // obtainToken posts a sign-up or sign-in and returns the session's access
 // token. Anything but 200 with a token is an error carrying status and body.
 func obtainToken(ctx context.Context, client *http.Client, target string, body any) (string, error) {
+	s, err := obtainSession(ctx, client, target, body)
+	return s.AccessToken, err
+}
+
+// session is the part of a token response voxbench uses.
+type session struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// obtainSession is obtainToken returning the refresh token too.
+func obtainSession(ctx context.Context, client *http.Client, target string, body any) (session, error) {
+	var s session
 	status, data, err := postJSON(ctx, client, target, body)
 	if err != nil {
-		return "", err
+		return s, err
 	}
 	if status != http.StatusOK {
-		return "", &httpError{status: status, body: truncate(data)}
+		return s, &httpError{status: status, body: truncate(data)}
 	}
-	var session struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(data, &session); err != nil || session.AccessToken == "" {
+	if err := json.Unmarshal(data, &s); err != nil || s.AccessToken == "" {
 		// A sign-up without autoconfirm answers 200 with the bare user.
-		return "", fmt.Errorf("HTTP 200 without an access_token (is VOXANNE_MAILER_AUTOCONFIRM off?)\n%s", truncate(data))
+		return s, fmt.Errorf("HTTP 200 without an access_token (is VOXANNE_MAILER_AUTOCONFIRM off?)\n%s", truncate(data))
 	}
-	return session.AccessToken, nil
+	return s, nil
 }
 
 // setupFailed reports a failed set-up with whatever hint applies. Exit 1.
@@ -403,4 +424,112 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// getShot is --mode get: GET --path with the users' tokens. The sign-up
+// tokens, reused round-robin, serve the whole run in the default (cached)
+// mode and the warm-up in --fresh-tokens mode, where spending pool tokens on
+// requests that are not measured would waste the slow-to-mint pool. A nil
+// shot means the set-up failed, with the exit code.
+func getShot(ctx context.Context, client *http.Client, cfg *authConfig, users []benchUser, rep *authReport, out, stderr io.Writer) (shot, string, int) {
+	signupTokens := make([]string, len(users))
+	for i, u := range users {
+		signupTokens[i] = u.token
+	}
+	var rr atomic.Uint64
+	roundRobin := func() (string, bool) { return signupTokens[(rr.Add(1)-1)%uint64(len(signupTokens))], true }
+	var (
+		next  func(warm bool) (string, bool)
+		label string
+	)
+	if !cfg.fresh {
+		next = func(bool) (string, bool) { return roundRobin() }
+		label = fmt.Sprintf("reused round-robin over %d users (cached verification path)", len(signupTokens))
+	} else {
+		// Minting can take minutes; say so before the wait, not after.
+		line(out, "token pool", "minting %d tokens by password sign-in...", cfg.pool)
+		pool, took, err := mintPool(ctx, client, cfg, users)
+		if err != nil {
+			return nil, "", setupFailed(stderr, cfg, err)
+		}
+		rep.Pool, rep.SignIns, rep.SignInSeconds = len(pool), len(pool), round(took.Seconds(), 3)
+		line(out, "token pool", "%d tokens from password sign-ins in %.3fs (%.1f/s, %d at a time)",
+			len(pool), took.Seconds(), float64(len(pool))/took.Seconds(), setupParallelism)
+		var n atomic.Int64
+		next = func(warm bool) (string, bool) {
+			if warm {
+				return roundRobin()
+			}
+			i := n.Add(1) - 1
+			if i >= int64(len(pool)) {
+				return "", false
+			}
+			return pool[i], true
+		}
+		label = fmt.Sprintf("each used once, from a pool of %d (uncached verification path);\n"+
+			"                warm-up reuses the %d sign-up tokens", len(pool), len(signupTokens))
+	}
+	target := endpoint(cfg.base, cfg.path)
+	return func(warm bool, keep func(int) bool) (int, []byte, error) {
+		tok, ok := next(warm)
+		if !ok {
+			return 0, nil, errExhausted
+		}
+		return get(client, target, tok, keep)
+	}, label, 0
+}
+
+// chainWait is how long a refresh worker waits for a session to be free
+// before deciding that every chain has broken.
+const chainWait = 2 * time.Second
+
+// refreshShot is --mode refresh. Every user's session is a chain: a worker
+// takes a session's current refresh token, spends it (each token is used
+// exactly once, as a client does), and puts the new one back for the next
+// worker. A refused refresh breaks that chain; when none is left the phase
+// ends early.
+func refreshShot(client *http.Client, cfg *authConfig, users []benchUser) (shot, string) {
+	chains := make(chan string, len(users))
+	for _, u := range users {
+		chains <- u.refresh
+	}
+	target := endpoint(cfg.base, "/auth/v1/token?grant_type=refresh_token")
+	return func(bool, func(int) bool) (int, []byte, error) {
+		var tok string
+		select {
+		case tok = <-chains:
+		case <-time.After(chainWait):
+			return 0, nil, errExhausted
+		}
+		status, data, err := postJSON(context.Background(), client, target, map[string]string{"refresh_token": tok})
+		if err == nil && status == http.StatusOK {
+			var s session
+			if json.Unmarshal(data, &s) == nil && s.RefreshToken != "" {
+				chains <- s.RefreshToken
+			}
+		}
+		return status, data, err
+	}, fmt.Sprintf("%d sessions, each a chain of single-use refresh tokens (every token used once)", len(users))
+}
+
+// passwordShot is --mode password: sign-ins cycling over the users.
+func passwordShot(client *http.Client, cfg *authConfig, users []benchUser) (shot, string) {
+	target := endpoint(cfg.base, "/auth/v1/token?grant_type=password")
+	var n atomic.Uint64
+	return func(bool, func(int) bool) (int, []byte, error) {
+		u := users[(n.Add(1)-1)%uint64(len(users))]
+		return postJSON(context.Background(), client, target, map[string]string{"email": u.email, "password": u.password})
+	}, fmt.Sprintf("password sign-ins cycling over %d users (each hashes a password)", len(users))
+}
+
+// signupShot is --mode signup: a new user with a new email every request.
+func signupShot(client *http.Client, cfg *authConfig, runID string) (shot, string) {
+	target := endpoint(cfg.base, "/auth/v1/signup")
+	var n atomic.Int64
+	return func(bool, func(int) bool) (int, []byte, error) {
+		i := n.Add(1) - 1
+		return postJSON(context.Background(), client, target, map[string]any{
+			"email": fmt.Sprintf("bench-%s-s%d@example.com", runID, i), "password": randomPassword(),
+			"data": map[string]string{"org_name": fmt.Sprintf("Bench org %d", i%int64(cfg.orgs))}})
+	}, "a sign-up with a new email each (each hashes a password and creates an org)"
 }

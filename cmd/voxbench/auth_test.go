@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,17 +21,20 @@ type fakeVoxanne struct {
 	orgNames  map[string]string // email -> requested org name
 	tokens    map[string]int    // issued token -> times used
 	signIns   int
-	failWith  int // if non-zero, sign-up answers with this status
+	refreshes int
+	refresh   map[string]bool // issued refresh token -> spent
+	failWith  int             // if non-zero, sign-up answers with this status
 }
 
 func newFake() *fakeVoxanne {
-	return &fakeVoxanne{passwords: map[string]string{}, orgNames: map[string]string{}, tokens: map[string]int{}}
+	return &fakeVoxanne{passwords: map[string]string{}, orgNames: map[string]string{}, tokens: map[string]int{}, refresh: map[string]bool{}}
 }
 
 func (f *fakeVoxanne) session(w http.ResponseWriter, tok string) {
 	f.tokens[tok] = 0
+	f.refresh["r-"+tok] = false
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"access_token": %q, "token_type": "bearer", "expires_in": 3600, "refresh_token": "r", "user": {}}`, tok)
+	fmt.Fprintf(w, `{"access_token": %q, "token_type": "bearer", "expires_in": 3600, "refresh_token": %q, "user": {}}`, tok, "r-"+tok)
 }
 
 func (f *fakeVoxanne) handler() http.Handler {
@@ -61,7 +65,23 @@ func (f *fakeVoxanne) handler() http.Handler {
 		f.session(w, fmt.Sprintf("t%d", len(f.passwords)-1))
 	})
 	mux.HandleFunc("POST /auth/v1/token", func(w http.ResponseWriter, r *http.Request) {
-		var in struct{ Email, Password string }
+		var in struct {
+			Email, Password string
+			RefreshToken    string `json:"refresh_token"`
+		}
+		if r.URL.Query().Get("grant_type") == "refresh_token" && json.NewDecoder(r.Body).Decode(&in) == nil {
+			// Every refresh token is single-use, as Voxanne's are.
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if spent, ok := f.refresh[in.RefreshToken]; !ok || spent {
+				http.Error(w, `{"code":"refresh_token_already_used"}`, http.StatusBadRequest)
+				return
+			}
+			f.refresh[in.RefreshToken] = true
+			f.refreshes++
+			f.session(w, fmt.Sprintf("f%d", f.refreshes))
+			return
+		}
 		if r.URL.Query().Get("grant_type") != "password" || json.NewDecoder(r.Body).Decode(&in) != nil {
 			http.Error(w, `{"code":"validation_failed"}`, http.StatusBadRequest)
 			return
@@ -266,5 +286,60 @@ func TestUsage(t *testing.T) {
 	}
 	if code, _, _ := runVoxbench(t, "bogus"); code != 2 {
 		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+// Each POST mode loads its own endpoint, every refresh token is spent once
+// (the fake refuses a second use, which would show as errors), and the report
+// carries the server's CPU and memory: the fake runs in this process, which
+// /proc finds by its listening port.
+func TestAuthPostModes(t *testing.T) {
+	for _, mode := range []string{modeRefresh, modePassword, modeSignup} {
+		t.Run(mode, func(t *testing.T) {
+			fake := newFake()
+			srv := httptest.NewServer(fake.handler())
+			defer srv.Close()
+			code, stdout, stderr := runVoxbench(t, "auth", "--mode", mode, "--url", srv.URL, "--duration", "500ms",
+				"--warmup", "0", "--users", "6", "--concurrency", "3", "--json")
+			if code != 0 {
+				t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
+			}
+			rep := decodeReport(t, stdout)
+			if rep.Load != mode || rep.Requests == 0 || rep.Failed != 0 {
+				t.Fatalf("load %q: %d requests, %d failed: %v", rep.Load, rep.Requests, rep.Failed, rep.ErrorBodies)
+			}
+			fake.mu.Lock()
+			defer fake.mu.Unlock()
+			switch mode {
+			case modeRefresh:
+				if fake.refreshes != rep.Requests {
+					t.Errorf("server saw %d refreshes, report %d requests", fake.refreshes, rep.Requests)
+				}
+			case modePassword:
+				if fake.signIns != rep.Requests {
+					t.Errorf("server saw %d sign-ins, report %d requests", fake.signIns, rep.Requests)
+				}
+			case modeSignup:
+				if len(fake.passwords) != rep.Requests || rep.Users != 0 {
+					t.Errorf("server saw %d sign-ups, report %d requests and %d set-up users", len(fake.passwords), rep.Requests, rep.Users)
+				}
+			}
+			if r := rep.Resources; r.Note != "" || r.ServerPID != os.Getpid() || r.ServerRSSMBPeak <= 0 || r.ServerCPUSeconds < 0 {
+				t.Errorf("resources: %+v", r)
+			}
+		})
+	}
+}
+
+func TestAuthModeFlagsChecked(t *testing.T) {
+	for _, args := range [][]string{
+		{"--mode", "delete"},
+		{"--mode", "refresh", "--users", "4", "--concurrency", "4"},
+		{"--mode", "password", "--path", "/api/me"},
+		{"--mode", "signup", "--fresh-tokens"},
+	} {
+		if code, _, stderr := runVoxbench(t, append([]string{"auth"}, args...)...); code != 2 || !strings.Contains(stderr, "--") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
 	}
 }

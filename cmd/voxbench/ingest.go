@@ -155,6 +155,9 @@ type ingestReport struct {
 	// /health never reported it.
 	MaxQueueDepth *int `json:"max_queue_depth"`
 	QueueSamples  int  `json:"queue_samples"`
+	// Resources covers the warm-up, the load and the drain: processing is
+	// part of what ingestion costs.
+	Resources resourceReport `json:"resources"`
 	summary
 }
 
@@ -269,6 +272,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		sampled    = make(chan struct{})
 	)
 	loadStart := time.Now()
+	stopMeter := cfg.meter()
 	go func() {
 		defer close(sampled)
 		queue.run(stopSample)
@@ -307,6 +311,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		deadline = time.Now() // one read
 	}
 	dr := b.waitCalls(ctx, baseline+int(rep.EventsExpected), deadline)
+	rep.Resources = stopMeter()
 	rep.DrainInterrupted = dr.interrupted
 	if dr.seen {
 		rep.EventsProcessed = dr.calls - baseline
@@ -353,6 +358,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		line(out, "queue depth", "unknown: GET /health reported no checks.jobs.queued (%s)", queue.lastError())
 	}
+	rep.Resources.writeText(out)
 	if rep.ErrorsByStatus[http.StatusUnauthorized] > 0 {
 		fmt.Fprintf(out, "note: the server rejected signatures (401): was endpoint %s rotated or deleted during the run?\n", b.endpointID)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,6 +124,7 @@ type loadFlags struct {
 	duration    time.Duration
 	warmup      time.Duration
 	json        bool
+	serverPID   int
 }
 
 // register adds the shared flags to fs; unit names what a worker sends and
@@ -133,6 +135,25 @@ func (l *loadFlags) register(fs *flag.FlagSet, unit, warmupHelp string) {
 	fs.DurationVar(&l.duration, "duration", 20*time.Second, "`D`, the length of the measured load phase, after the warm-up (max 10m)")
 	fs.DurationVar(&l.warmup, "warmup", 2*time.Second, warmupHelp)
 	fs.BoolVar(&l.json, "json", false, "print the report as one JSON object on stdout (text goes to stderr)")
+	fs.IntVar(&l.serverPID, "server-pid", 0, "`PID` of the Voxanne server, for its CPU and memory in the report;\n0 finds the process listening on --url's port (Linux /proc)")
+}
+
+// meter starts measuring the server's and PostgreSQL's CPU and memory; the
+// returned function stops and reports. Where /proc cannot tell, the report
+// carries a note instead of figures.
+func (l *loadFlags) meter() func() resourceReport {
+	port, err := strconv.Atoi(l.base.Port())
+	if err != nil {
+		port = 80
+		if l.base.Scheme == "https" {
+			port = 443
+		}
+	}
+	m, why := startMeter(l.serverPID, port)
+	if m == nil {
+		return func() resourceReport { return resourceReport{Note: why} }
+	}
+	return m.stop
 }
 
 // parse parses args, printing the mode's help on --help; it returns -1 to go
@@ -163,6 +184,9 @@ func (l *loadFlags) check(bad func(format string, args ...any)) {
 	}
 	if l.duration <= 0 || l.duration > maxDuration {
 		bad("--duration must be more than 0 and at most %v", maxDuration)
+	}
+	if l.serverPID < 0 {
+		bad("--server-pid must be a process id")
 	}
 	if l.warmup < 0 || l.warmup > maxDuration {
 		bad("--warmup must be between 0 and %v", maxDuration)

@@ -2,7 +2,8 @@
 // same machine. It refuses any target that is not a loopback address: the
 // machines it runs on must never send load anywhere else.
 //
-//	voxbench auth [flags]     sign up users, then hammer an authenticated /api route
+//	voxbench auth [flags]     sign up users, then load an authenticated route, refresh
+//	                          grants, password sign-ins or sign-ups
 //	voxbench ingest [flags]   sign up one user, create its org's own Vapi webhook endpoint,
 //	                          then load it with signed events and wait for them to be processed
 package main
@@ -21,7 +22,9 @@ import (
 const usage = `voxbench: load generator for a Voxanne server on this machine.
 
 Usage:
-  voxbench auth [flags]     sign up users, then load an authenticated /api route
+  voxbench auth [flags]     sign up users, then load an authenticated route
+                            (--mode get), refresh grants, password sign-ins or
+                            sign-ups (--mode refresh|password|signup)
   voxbench ingest [flags]   load the webhook ingestion path with signed Vapi
                             end-of-call-reports and measure their processing
 
