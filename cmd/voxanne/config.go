@@ -43,6 +43,10 @@ type Config struct {
 	RateLimits        voxhttp.RateLimits
 	Workers           int
 	Demo              bool
+
+	// publicURLSet: VOXANNE_PUBLIC_URL was given, rather than derived from
+	// the address (an operator command then takes the running server's).
+	publicURLSet bool
 }
 
 // setting is one row of the configuration table: its variable, flag, default
@@ -224,9 +228,9 @@ func rate(field func(*Config) *voxhttp.Rate) func(*Config, string) error {
 	}
 }
 
-// loadConfig reads the environment, lets flags on fs override it and parses
-// every setting of the table; a bad value yields one line naming the setting.
-func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
+// registerSettings adds every setting's flag to fs; the returned slice
+// receives their raw values, in the table's order.
+func registerSettings(fs *flag.FlagSet) []string {
 	raw := make([]string, len(settings))
 	for i, s := range settings {
 		help := s.help + " [" + s.env + "]"
@@ -238,11 +242,15 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		// value, which may be a secret.
 		fs.StringVar(&raw[i], s.flag, s.def, help)
 	}
-	demo := fs.Bool("demo", false, "seed a demo organization and print its login")
+	return raw
+}
+
+// loadConfig reads the environment, lets flags on fs (the settings' and any
+// the command added before) override it and parses every setting of the
+// table; a bad value yields one line naming the setting.
+func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
+	raw := registerSettings(fs)
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
 		return nil, usageError(err.Error())
 	}
 	if fs.NArg() > 0 {
@@ -250,7 +258,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	c := &Config{Demo: *demo}
+	c := &Config{}
 	for i, s := range settings {
 		if v, ok := os.LookupEnv(s.env); ok && !set[s.flag] {
 			raw[i] = v
@@ -260,6 +268,7 @@ func loadConfig(fs *flag.FlagSet, args []string) (*Config, error) {
 		}
 	}
 	// Rules across settings.
+	c.publicURLSet = c.PublicURL != ""
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Addr
 	}

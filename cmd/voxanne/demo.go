@@ -20,6 +20,13 @@ const (
 	demoEmail        = "demo@voxanne.local"
 	demoVapiNumber   = "+14155550100"
 	demoTwilioNumber = "+14155550199"
+	// The number, Vapi phone-number id and assistant of the samples in
+	// webhook/testdata/, assigned to the demo org so that
+	// `voxanne webhook send` routes there.
+	sampleNumber      = "+14155550132"
+	sampleVapiNumber  = "5b0e7a1c-3d2f-4e6a-9b8c-7d1e2f3a4b5c"
+	sampleVapiAssist  = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
+	sampleNumberLabel = "Samples (webhook/testdata)"
 )
 
 // randomSecret returns a random URL-safe secret.
@@ -46,10 +53,12 @@ var demoReports = []struct{ reason, summary, transcript string }{
 	{"customer-ended-call", "Caller rescheduled an appointment to next Monday.", "User: I need to move my appointment. AI: How about Monday at 11? User: Great."},
 }
 
-// seedDemo makes (or refreshes) the demo login and org and feeds it a few days
-// of calls and texts through the real, signed webhook path. It is idempotent:
-// events have fixed ids, so a second run adds nothing but a new password.
-func seedDemo(ctx context.Context, cfg *Config, base string, a *app.App, out io.Writer, log *slog.Logger) error {
+// seedDemo makes (or refreshes) the demo login and org, assigns it the demo's
+// and the samples' numbers, feeds it a few days of calls and texts through the
+// real, signed webhook path and prints how to use it. It is idempotent: events
+// have fixed ids, so a second run adds nothing but a new password. madeUp
+// holds the webhook secrets the demo made up (configured ones are not shown).
+func seedDemo(ctx context.Context, cfg *Config, base string, a *app.App, madeUp serverRecord, out io.Writer, log *slog.Logger) error {
 	password := randomSecret()
 	var userID string
 	users, _, err := a.Auth.ListUsers(ctx, 1, 1000)
@@ -81,9 +90,11 @@ func seedDemo(ctx context.Context, cfg *Config, base string, a *app.App, out io.
 	owner := &voxanne.Principal{UserID: userID, OrgID: orgID, OrgRole: voxanne.RoleOwner, Role: "authenticated"}
 	voice, endpoints := a.Voice, a.Endpoints
 	vapiID, twilioID, assistant := "demo-vapi-number", "demo-twilio-number", "demo-assistant"
+	sampleID, sampleAssistant := sampleVapiNumber, sampleVapiAssist
 	for _, n := range []voxanne.PhoneNumber{
 		{E164: demoVapiNumber, Provider: "vapi", ProviderID: &vapiID, AssistantID: &assistant, Label: "Front desk (Vapi)"},
 		{E164: demoTwilioNumber, Provider: "twilio", ProviderID: &twilioID, Label: "Texts (Twilio)"},
+		{E164: sampleNumber, Provider: "vapi", ProviderID: &sampleID, AssistantID: &sampleAssistant, Label: sampleNumberLabel},
 	} {
 		if _, err := voice.AddPhoneNumber(ctx, owner, n); err != nil && voxanne.ErrorCode(err) != voxanne.ECONFLICT {
 			return fmt.Errorf("demo number: %w", err)
@@ -150,7 +161,35 @@ func seedDemo(ctx context.Context, cfg *Config, base string, a *app.App, out io.
 		sent++
 	}
 	log.Info("demo data seeded", "events", sent, "org_id", orgID)
-	fmt.Fprintf(out, "\nDemo ready: open %s/login and sign in with %s / %s\n  (or POST %s/auth/v1/token?grant_type=password; the password is new on every --demo start)\n\n",
-		cfg.PublicURL, demoEmail, password, cfg.PublicURL)
+	printDemo(out, cfg, password, madeUp)
 	return nil
+}
+
+// printDemo tells how to use the demo: the dashboard and its login, the
+// webhook URLs and secrets, and the numbers that route to the demo org.
+func printDemo(out io.Writer, cfg *Config, password string, madeUp serverRecord) {
+	secret := func(env, made string) string {
+		if made == "" {
+			return env + " as configured"
+		}
+		return env + "=" + made + " (made up for this run)"
+	}
+	p := cfg.PublicURL
+	fmt.Fprintf(out, `
+Demo ready.
+  Dashboard:  %s/login
+  Login:      sign in with %s / %s
+              (or POST %s/auth/v1/token?grant_type=password; the password is new on every --demo start)
+  Webhooks:   %s/api/webhooks/vapi
+              %s/api/webhooks/twilio/sms
+              %s/api/webhooks/twilio/status
+  Secrets:    %s
+              %s
+  Numbers:    %s (Vapi), %s (Twilio) and %s (the samples in webhook/testdata/) route to the demo org
+  Try:        voxanne webhook send vapi webhook/testdata/vapi-end-of-call-report.json --new-id
+              (from this directory: it finds this server and its secrets in VOXANNE_DATA_DIR)
+
+`, p, demoEmail, password, p, p, p, p,
+		secret("VOXANNE_VAPI_SECRET", madeUp.VapiSecret), secret("VOXANNE_TWILIO_AUTH_TOKEN", madeUp.TwilioToken),
+		demoVapiNumber, demoTwilioNumber, sampleNumber)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -11,17 +12,21 @@ import (
 	"github.com/voxanne/voxanne/postgres"
 )
 
-// withApp opens the database (migrating it) and assembles Voxanne for an
-// operator command (nothing runs in the background), runs fn and closes
-// everything.
-func withApp(ctx context.Context, name, synopsis string, args []string, stderr io.Writer, fn func(*Config, *app.App) error) error {
-	fs := newFlagSet(name, synopsis, stderr)
+// withApp parses the command's flags (fs holds its own) and settings, opens
+// the database (migrating it) and assembles Voxanne for an operator command
+// (nothing runs in the background), speaking for the server running on the
+// data directory if there is one; it runs fn and closes everything.
+func withApp(ctx context.Context, name string, fs *flag.FlagSet, args []string, stderr io.Writer, fn func(*Config, *app.App) error) error {
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
 	}
+	if err := checkFlags(fs); err != nil {
+		return err
+	}
+	cfg.adoptRunningServer()
 	log := newLogger(cfg.LogFormat, stderr)
-	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true, MaxConns: 4})
+	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true, MaxConns: 4}, name)
 	if err != nil {
 		return err
 	}
@@ -49,7 +54,7 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError(fmt.Sprintf("unknown keys action %q", action))
 	}
-	return withApp(ctx, "keys", "keys list|rotate|revoke KID [flags]", args, stderr, func(cfg *Config, a *app.App) error {
+	return withApp(ctx, "keys", newFlagSet("keys"), args, stderr, func(cfg *Config, a *app.App) error {
 		switch action {
 		case "rotate":
 			newKID, err := a.Keys.Rotate(ctx)
@@ -82,29 +87,34 @@ func cmdKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	})
 }
 
+// tokenFlags are token's own flags.
+func tokenFlags(fs *flag.FlagSet) {
+	fs.Duration("ttl", time.Hour, "the token's lifetime, e.g. 1h or 720h (at most a year)")
+}
+
 func cmdToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "service-role" {
 		return usageError("token needs service-role")
 	}
-	args = args[1:]
-	ttl := time.Hour
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] == "--ttl" || args[i] == "-ttl" {
-			d, err := time.ParseDuration(args[i+1])
-			if err != nil || d <= 0 || d > 366*24*time.Hour {
-				return usageError("--ttl wants a duration such as 1h or 720h (at most a year)")
-			}
-			ttl = d
-			args = append(args[:i:i], args[i+2:]...)
-			break
-		}
-	}
-	return withApp(ctx, "token", "token service-role [--ttl 1h] [flags]", args, stderr, func(cfg *Config, a *app.App) error {
-		tok, err := a.Auth.ServiceRoleToken(ctx, ttl)
+	fs := newFlagSet("token")
+	tokenFlags(fs)
+	return withApp(ctx, "token", fs, args[1:], stderr, func(cfg *Config, a *app.App) error {
+		tok, err := a.Auth.ServiceRoleToken(ctx, fs.Lookup("ttl").Value.(flag.Getter).Get().(time.Duration))
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, tok)
 		return nil
 	})
+}
+
+// checkFlags checks the values of the commands' own flags that need more
+// than their type.
+func checkFlags(fs *flag.FlagSet) error {
+	if f := fs.Lookup("ttl"); f != nil {
+		if d := f.Value.(flag.Getter).Get().(time.Duration); d <= 0 || d > 366*24*time.Hour {
+			return usageError("--ttl wants a duration such as 1h or 720h (at most a year)")
+		}
+	}
+	return nil
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("migrate", "migrate up|down N|status [flags]", stderr)
+	fs := newFlagSet("migrate")
 	if len(args) == 0 {
 		return usageError("migrate needs up, down N or status")
 	}
@@ -28,9 +28,6 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return usageError(fmt.Sprintf("migrate down: %q is not a positive number", args[0]))
 		}
 		args = args[1:]
-	case "-h", "--help":
-		fs.Usage()
-		return nil
 	default:
 		return usageError(fmt.Sprintf("unknown migrate action %q", action))
 	}
@@ -39,7 +36,7 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(cfg.LogFormat, stderr)
-	db, err := openDatabase(ctx, cfg, log, postgres.Options{MaxConns: 2})
+	db, err := openDatabase(ctx, cfg, log, postgres.Options{MaxConns: 2}, "migrate")
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	voxhttp "github.com/voxanne/voxanne/http"
@@ -21,22 +23,33 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
+// serveFlags are serve's own flags, besides the settings.
+func serveFlags(fs *flag.FlagSet) {
+	fs.Bool("demo", false, "seed a demo organization, assign it the sample numbers and print its login, URLs and webhook secrets")
+}
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", "serve [--demo] [flags]", stderr)
+	fs := newFlagSet("serve")
+	serveFlags(fs)
 	cfg, err := loadConfig(fs, args)
 	if err != nil {
 		return err
 	}
+	cfg.Demo = fs.Lookup("demo").Value.String() == "true"
 	log := newLogger(cfg.LogFormat, stderr)
 	started := time.Now()
+	// The demo feeds itself through the signed webhook path: it needs secrets
+	// even when none are configured. Made-up ones are recorded for the
+	// commands beside it (webhook send).
+	var demoSecrets serverRecord
 	if cfg.Demo {
-		// The demo feeds itself through the signed webhook path: it needs secrets
-		// even when none are configured.
 		if cfg.VapiSecret == "" {
 			cfg.VapiSecret = randomSecret()
+			demoSecrets.VapiSecret = cfg.VapiSecret
 		}
 		if cfg.TwilioToken == "" {
 			cfg.TwilioToken = randomSecret()
+			demoSecrets.TwilioToken = cfg.TwilioToken
 		}
 	}
 
@@ -60,11 +73,22 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer metricsLn.Close()
 	}
 
-	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true})
+	db, err := openDatabase(ctx, cfg, log, postgres.Options{Migrate: true}, "serve")
 	if err != nil {
 		return err
 	}
 	defer db.close(log)
+	if db.cluster != nil {
+		// This serve holds the data directory: tell the commands beside it
+		// where it answers.
+		rec := demoSecrets
+		rec.PID, rec.PublicURL, rec.LocalURL = os.Getpid(), cfg.PublicURL, localURL(ln.Addr())
+		remove, err := writeRecord(cfg.DataDir, rec)
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
 	a, err := app.New(ctx, db.DB, appConfig(cfg, log, reportError))
 	if err != nil {
 		return err
@@ -93,10 +117,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer metricsSrv.Close()
 		log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	}
-	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup", time.Since(started).Round(time.Millisecond))
+	log.Info("voxanne listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", version, "startup_ms", time.Since(started).Milliseconds())
 
 	if cfg.Demo {
-		if err := seedDemo(ctx, cfg, "http://"+ln.Addr().String(), a, stdout, log); err != nil {
+		if err := seedDemo(ctx, cfg, localURL(ln.Addr()), a, demoSecrets, stdout, log); err != nil {
 			log.Error("demo seeding failed", "error", err)
 		}
 	}

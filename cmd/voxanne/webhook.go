@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -84,6 +86,16 @@ func freshIDs(kind string, body []byte) ([]byte, error) {
 	return json.Marshal(doc)
 }
 
+// webhookFlags are webhook send's own flags.
+func webhookFlags(fs *flag.FlagSet) {
+	fs.String("url", "", "base URL of the server to send to (default: the server running on VOXANNE_DATA_DIR, else VOXANNE_PUBLIC_URL)")
+	fs.Bool("new-id", false, "give the event fresh provider ids, so that it is not a duplicate")
+}
+
+// outcomeHeader is the response header in which the server says what became
+// of a stored delivery: stored, duplicate or unroutable (docs/webhooks.md).
+const outcomeHeader = "X-Voxanne-Outcome"
+
 func cmdWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) < 3 || args[0] != "send" {
 		return usageError("webhook send vapi|twilio-sms FILE [--url URL] [--new-id]")
@@ -92,9 +104,8 @@ func cmdWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if kind != "vapi" && kind != "twilio-sms" {
 		return usageError(fmt.Sprintf("unknown webhook kind %q: want vapi or twilio-sms", kind))
 	}
-	fs := newFlagSet("webhook", "webhook send vapi|twilio-sms FILE [--url URL] [--new-id] [flags]", stderr)
-	target := fs.String("url", "", "server base URL to send to (default: VOXANNE_PUBLIC_URL)")
-	newID := fs.Bool("new-id", false, "give the event fresh provider ids, so it is not a duplicate")
+	fs := newFlagSet("webhook")
+	webhookFlags(fs)
 	cfg, err := loadConfig(fs, rest)
 	if err != nil {
 		return err
@@ -103,13 +114,26 @@ func cmdWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *newID {
+	if fs.Lookup("new-id").Value.String() == "true" {
 		if body, err = freshIDs(kind, body); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	base := strings.TrimRight(*target, "/")
-	if base == "" {
+	// Beside a running server: its address, its public URL (which Twilio
+	// signs) and, for a demo, the secrets it made up.
+	rec, running := cfg.adoptRunningServer()
+	if cfg.VapiSecret == "" {
+		cfg.VapiSecret = rec.VapiSecret
+	}
+	if cfg.TwilioToken == "" {
+		cfg.TwilioToken = rec.TwilioToken
+	}
+	base := strings.TrimRight(fs.Lookup("url").Value.String(), "/")
+	switch {
+	case base != "":
+	case running:
+		base = rec.LocalURL
+	default:
 		base = cfg.PublicURL
 	}
 	req, err := signedRequest(ctx, kind, base, cfg.PublicURL, body, cfg)
@@ -125,6 +149,12 @@ func cmdWebhook(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "%s\n%s\n", resp.Status, bytes.TrimSpace(reply))
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("the server answered %s", resp.Status)
+	}
+	switch resp.Header.Get(outcomeHeader) {
+	case "unroutable":
+		return errors.New("the server stored the event as unroutable: no organization is assigned the number it names (assign it with POST /api/admin/phone-numbers, see docs/webhooks.md); it will not be processed")
+	case "duplicate":
+		fmt.Fprintln(stdout, "(a duplicate of an event already stored: nothing new; --new-id sends it as a new one)")
 	}
 	return nil
 }
