@@ -41,6 +41,11 @@ func (s *Server) registerAPIMetrics() {
 			Name: "voxanne_cross_tenant_attempts_total", Help: "Requests that named another org than their token's, by how.",
 		}, []string{"via"}),
 	}
+	// The series exist from the start, at 0: an alert on their increase then
+	// sees the first attempt too.
+	for _, via := range []string{"header", "query"} {
+		m.crossTenant.WithLabelValues(via)
+	}
 	s.Registry.MustRegister(m.verify, m.unauthorized, m.crossTenant)
 	stat := func(name, help string, f func(auth.Stats) float64, counter bool) {
 		fn := func() float64 { return f(s.Authenticator.Stats()) }

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
@@ -85,7 +86,7 @@ func (c *statusCache) Collect(ch chan<- prometheus.Metric) {
 // RefreshStatus runs the readiness checks and reads the job figures once, for
 // /metrics; it returns when both are done or have timed out.
 func (s *Server) RefreshStatus(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, statusRefreshTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(s.StatusTimeout, statusRefreshTimeout))
 	defer cancel()
 	var wg sync.WaitGroup
 	var checks map[string]checkResult

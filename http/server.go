@@ -42,8 +42,12 @@ type Server struct {
 	// CacheStatsEvery and CacheStatsInterval space the token cache's log
 	// line: it is written once both that many authenticated requests and
 	// that much time have passed since the last (defaults 100 and a minute).
+	// A negative interval drops the time bound.
 	CacheStatsEvery    int
 	CacheStatsInterval time.Duration
+	// StatusTimeout bounds one background refresh of the status that
+	// /metrics exports (default 5 s).
+	StatusTimeout time.Duration
 	// Registry collects the server's metrics; nil makes a private one.
 	Registry *prometheus.Registry
 
