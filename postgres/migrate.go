@@ -193,6 +193,10 @@ func (db *DB) MigrateUp(ctx context.Context) ([]int, error) {
 			}
 			done = append(done, m.Version)
 		}
+		// Every SECURITY DEFINER function runs as DefinerRole (backup.go).
+		if err := conn.PgConn().Exec(ctx, handOverSQL).Close(); err != nil {
+			return fmt.Errorf("hand SECURITY DEFINER functions to %s: %w", DefinerRole, err)
+		}
 		return setupRoleLogins(ctx, conn, db.ownerCfg.ConnConfig.Password)
 	})
 	if err != nil {
