@@ -13,14 +13,18 @@ type User struct {
 	Email            string         `json:"email"`
 	Phone            string         `json:"phone"`
 	EmailConfirmedAt *time.Time     `json:"email_confirmed_at,omitempty"`
+	PhoneConfirmedAt *time.Time     `json:"phone_confirmed_at,omitempty"`
 	ConfirmedAt      *time.Time     `json:"confirmed_at,omitempty"`
 	LastSignInAt     *time.Time     `json:"last_sign_in_at,omitempty"`
 	AppMetadata      map[string]any `json:"app_metadata"`
 	UserMetadata     map[string]any `json:"user_metadata"`
-	Identities       []any          `json:"identities"`
-	CreatedAt        time.Time      `json:"created_at"`
-	UpdatedAt        time.Time      `json:"updated_at"`
-	IsAnonymous      bool           `json:"is_anonymous"`
+	Identities       []Identity     `json:"identities"`
+	// Factors are the user's MFA factors (GoTrue lists them only when there
+	// are any).
+	Factors     []Factor  `json:"factors,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	IsAnonymous bool      `json:"is_anonymous"`
 }
 
 // Session is what a successful sign-in, refresh or verification returns.

@@ -38,6 +38,35 @@ const (
 	ReasonRefreshTokenAlreadyUsed = "refresh_token_already_used"
 	ReasonOTPExpired              = "otp_expired"
 	ReasonOverEmailSendRateLimit  = "over_email_send_rate_limit"
+
+	// Invitations, MFA, passwordless and phone sign-in (GoTrue's codes, and
+	// mfa_required, Voxanne's own for an org that requires MFA).
+	ReasonInviteNotFound             = "invite_not_found"
+	ReasonMFARequired                = "mfa_required"
+	ReasonInsufficientAAL            = "insufficient_aal"
+	ReasonMFAFactorNotFound          = "mfa_factor_not_found"
+	ReasonMFAVerificationFailed      = "mfa_verification_failed"
+	ReasonMFAChallengeExpired        = "mfa_challenge_expired"
+	ReasonMFAFactorNameConflict      = "mfa_factor_name_conflict"
+	ReasonMFAIPAddressMismatch       = "mfa_ip_address_mismatch"
+	ReasonTooManyEnrolledMFAFactors  = "too_many_enrolled_mfa_factors"
+	ReasonMFAPhoneEnrollDisabled     = "mfa_phone_enroll_not_enabled"
+	ReasonMFAWebAuthnEnrollDisabled  = "mfa_webauthn_enroll_not_enabled"
+	ReasonOTPDisabled                = "otp_disabled"
+	ReasonOverSMSSendRateLimit       = "over_sms_send_rate_limit"
+	ReasonSMSSendFailed              = "sms_send_failed"
+	ReasonPhoneExists                = "phone_exists"
+	ReasonPhoneNotConfirmed          = "phone_not_confirmed"
+	ReasonReauthenticationNotValid   = "reauthentication_not_valid"
+	ReasonAnonymousProviderDisabled  = "anonymous_provider_disabled"
+	ReasonProviderDisabled           = "provider_disabled"
+	ReasonPhoneProviderDisabled      = "phone_provider_disabled"
+	ReasonSAMLProviderDisabled       = "saml_provider_disabled"
+	ReasonWeb3ProviderDisabled       = "web3_provider_disabled"
+	ReasonManualLinkingDisabled      = "manual_linking_disabled"
+	ReasonOAuthProviderNotSupported  = "oauth_provider_not_supported"
+	ReasonSingleIdentityNotDeletable = "single_identity_not_deletable"
+	ReasonIdentityNotFound           = "identity_not_found"
 )
 
 // WireCodes lists every wire error code above.
@@ -49,4 +78,12 @@ var WireCodes = []string{
 	ReasonInvalidCredentials, ReasonEmailNotConfirmed, ReasonUserAlreadyExists, ReasonEmailExists,
 	ReasonWeakPassword, ReasonSignupDisabled, ReasonUserNotFound, ReasonRefreshTokenNotFound,
 	ReasonRefreshTokenAlreadyUsed, ReasonOTPExpired, ReasonOverEmailSendRateLimit,
+	ReasonInviteNotFound, ReasonMFARequired, ReasonInsufficientAAL, ReasonMFAFactorNotFound,
+	ReasonMFAVerificationFailed, ReasonMFAChallengeExpired, ReasonMFAFactorNameConflict,
+	ReasonMFAIPAddressMismatch, ReasonTooManyEnrolledMFAFactors, ReasonMFAPhoneEnrollDisabled,
+	ReasonMFAWebAuthnEnrollDisabled, ReasonOTPDisabled, ReasonOverSMSSendRateLimit, ReasonSMSSendFailed,
+	ReasonPhoneExists, ReasonPhoneNotConfirmed, ReasonReauthenticationNotValid,
+	ReasonAnonymousProviderDisabled, ReasonProviderDisabled, ReasonPhoneProviderDisabled,
+	ReasonSAMLProviderDisabled, ReasonWeb3ProviderDisabled, ReasonManualLinkingDisabled,
+	ReasonOAuthProviderNotSupported, ReasonSingleIdentityNotDeletable, ReasonIdentityNotFound,
 }

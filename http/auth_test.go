@@ -233,8 +233,17 @@ func checkUser(t testing.TB, u map[string]any, email string, confirmed bool) {
 			t.Errorf("user %s = %#v (present %v), want %#v", k, v, ok, want)
 		}
 	}
-	if ids, ok := u["identities"].([]any); !ok || len(ids) != 0 {
-		t.Errorf("user identities = %#v, want []", u["identities"])
+	// One "email" identity, as GoTrue lists it for email users.
+	ids, _ := u["identities"].([]any)
+	if len(ids) != 1 {
+		t.Errorf("user identities = %#v, want one email identity", u["identities"])
+	} else {
+		id, _ := ids[0].(map[string]any)
+		data, _ := id["identity_data"].(map[string]any)
+		if id["provider"] != "email" || id["user_id"] != u["id"] || id["id"] != u["id"] || !isUUID(fmt.Sprint(id["identity_id"])) ||
+			data["email"] != email || data["sub"] != u["id"] || data["email_verified"] != confirmed {
+			t.Errorf("user identity = %#v", id)
+		}
 	}
 	if _, ok := u["user_metadata"].(map[string]any); !ok {
 		t.Errorf("user user_metadata = %#v, want an object", u["user_metadata"])

@@ -123,19 +123,21 @@ type userRow struct {
 	hash string
 }
 
-const userColumns = `id, aud, role, email, email_confirmed_at, last_sign_in_at, raw_app_meta_data,
-	raw_user_meta_data, created_at, updated_at, encrypted_password`
+const userColumns = `id, aud, role, coalesce(email, ''), email_confirmed_at, last_sign_in_at, raw_app_meta_data,
+	raw_user_meta_data, created_at, updated_at, encrypted_password, coalesce(phone, ''), phone_confirmed_at`
 
 func scanUser(row pgx.Row) (*userRow, error) {
 	u := &userRow{}
 	err := row.Scan(&u.ID, &u.Aud, &u.Role, &u.Email, &u.EmailConfirmedAt, &u.LastSignInAt,
-		&u.AppMetadata, &u.UserMetadata, &u.CreatedAt, &u.UpdatedAt, &u.hash)
+		&u.AppMetadata, &u.UserMetadata, &u.CreatedAt, &u.UpdatedAt, &u.hash, &u.Phone, &u.PhoneConfirmedAt)
 	if err != nil {
 		return nil, err
 	}
 	u.ConfirmedAt = u.EmailConfirmedAt
-	u.Identities = []any{}
-	u.Phone = ""
+	if u.ConfirmedAt == nil {
+		u.ConfirmedAt = u.PhoneConfirmedAt
+	}
+	u.Identities = identities(&u.User)
 	if u.AppMetadata == nil {
 		u.AppMetadata = map[string]any{}
 	}
@@ -263,17 +265,27 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 		otpToken string
 	)
 	err = pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
+		// The sign-up trigger records it when the sign-up joins an org
+		// through an invitation.
+		if _, err := tx.Exec(ctx, "select set_config('voxanne.client_ip', $1, true)", ci.IP); err != nil {
+			return err
+		}
 		var err error
 		u, err = scanUser(tx.QueryRow(ctx, `insert into auth.users (email, encrypted_password, email_confirmed_at, raw_app_meta_data, raw_user_meta_data)
 			values ($1, $2, case when $3 then now() end, '{"provider":"email","providers":["email"]}', $4)
 			returning `+userColumns, email, hash, s.cfg.Autoconfirm, data))
 		if err != nil {
+			if err := invitationError(err); err != nil {
+				return err
+			}
 			if voxanne.ErrorCode(mapError("", err)) == voxanne.ECONFLICT {
 				return authErr(voxanne.EINVALID, voxanne.ReasonUserAlreadyExists, "User already registered")
 			}
 			return fmt.Errorf("insert user: %w", err)
 		}
-		if !s.cfg.Autoconfirm {
+		// A sign-up through an invitation is confirmed: the invitation came
+		// by mail to this address.
+		if u.EmailConfirmedAt == nil {
 			otpToken, err = s.newMailToken(ctx, tx, u, "signup")
 			return err
 		}

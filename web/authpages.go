@@ -239,10 +239,24 @@ func (h *Handler) acceptPost(w http.ResponseWriter, r *http.Request, csrf string
 				d.Error = "Sign-up is turned off; sign in with an existing account."
 				return h.publicPage(w, http.StatusForbidden, "accept", "Join an organization", csrf, d)
 			}
-			_, sess, err = h.cfg.Auth.SignUp(r.Context(), voxanne.SignUpInput{Email: email, Password: pw}, h.clientInfo(r))
+			// The invitation rides along with the sign-up: the account joins
+			// the inviting org at once, and no personal org is made for it.
+			_, sess, err = h.cfg.Auth.SignUp(r.Context(), voxanne.SignUpInput{Email: email, Password: pw,
+				Data: map[string]any{"invitation_token": tok}}, h.clientInfo(r))
 			if err == nil && sess == nil {
 				d.Notice = "Check your inbox to confirm your address, then open the invitation link again."
 				return h.publicPage(w, http.StatusOK, "accept", "Join an organization", csrf, d)
+			}
+			if err == nil {
+				if err := h.startSession(w, sess, ""); err != nil {
+					return err
+				}
+				http.Redirect(w, r, "/calls", http.StatusSeeOther)
+				return nil
+			}
+			if c := voxanne.ErrorCode(err); c == voxanne.ENOTFOUND || c == voxanne.EFORBIDDEN {
+				d.Error = "This invitation cannot be used: " + message(err)
+				return h.publicPage(w, http.StatusBadRequest, "accept", "Join an organization", csrf, d)
 			}
 		} else {
 			sess, err = h.cfg.Auth.SignInWithPassword(r.Context(), email, pw, h.clientInfo(r))
