@@ -14,7 +14,7 @@ const (
 	ReasonConflict         = "conflict"
 	ReasonTooLarge         = "request_entity_too_large"
 	ReasonRateLimited      = "over_request_rate_limit"
-	ReasonUnavailable      = "service_unavailable"
+	ReasonUnavailable      = "unavailable"
 	ReasonUnexpected       = "unexpected_failure"
 
 	// Authentication of /api and /auth/v1.

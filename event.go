@@ -3,6 +3,7 @@ package voxanne
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -52,6 +53,35 @@ type CallEvent struct {
 	RecordingURL          string          `json:"recording_url,omitempty"`
 	// CreatedAt is when the provider created the call.
 	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Limits of a call's numbers in storage. A value outside them, or a time
+// outside years 1 to 9999, is dropped by Clamp: stored as unknown (NULL)
+// while the raw event keeps what the provider sent.
+const (
+	// MaxCostUSD is the largest cost calls.cost_usd (numeric(12, 4)) holds.
+	MaxCostUSD = 99999999.9999
+	// MaxDurationSeconds is the longest call duration kept: ten years.
+	MaxDurationSeconds = 10 * 365 * 24 * 3600
+)
+
+// Clamp drops the event's numbers and times that storage cannot hold or that
+// cannot be true (a negative duration, a cost of a hundred million dollars, a
+// time past year 9999), so that an event once acknowledged can always be
+// processed: the call is kept with those fields unknown.
+func (c *CallEvent) Clamp() {
+	for _, t := range []*time.Time{&c.At, &c.StartedAt, &c.EndedAt, &c.CreatedAt} {
+		if y := t.Year(); y < 1 || y > 9999 {
+			*t = time.Time{}
+		}
+	}
+	// The negated comparisons also drop NaN.
+	if c.CostUSD != nil && !(math.Abs(*c.CostUSD) <= MaxCostUSD) {
+		c.CostUSD = nil
+	}
+	if c.DurationSeconds != nil && !(*c.DurationSeconds >= 0 && *c.DurationSeconds <= MaxDurationSeconds) {
+		c.DurationSeconds = nil
+	}
 }
 
 // MessageEvent is an inbound SMS (Kind "sms") or a status callback about a

@@ -55,9 +55,10 @@ func authStatus(err error) (int, string, string, map[string]any) {
 // names an API version (2024-01-01 or later, echoed back), else the legacy
 // {code: status, error_code, msg}.
 func (s *Server) writeAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	err = s.unavailable(r, err)
 	status, code, msg, details := authStatus(err)
 	if status >= 500 {
-		s.logUnexpected(r, err)
+		s.logFailure(r, status, err)
 	}
 	body := map[string]any{}
 	for k, v := range details {

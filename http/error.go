@@ -52,9 +52,10 @@ func writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeError logs unexpected errors (once, with the request id) and writes err.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = s.unavailable(r, err)
 	switch status, _, _ := apiError(err); {
 	case status >= 500:
-		s.logUnexpected(r, err)
+		s.logFailure(r, status, err)
 	case status == http.StatusForbidden:
 		s.metrics.forbidden.WithLabelValues(r.Pattern).Inc()
 	}

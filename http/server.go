@@ -86,6 +86,12 @@ type Server struct {
 	// ReportError, when set, receives every unexpected failure (a 500 or a
 	// panic), for example to send it to Sentry.
 	ReportError func(ctx context.Context, requestID string, err error)
+	// Unavailable reports whether an error means the database could not be
+	// reached or did not answer in time (postgres.Unavailable): such failures
+	// answer 503 unavailable with Retry-After, not 500, and are not reported.
+	Unavailable func(error) bool
+	// RequestTimeout is each request's deadline (0: DefaultRequestTimeout).
+	RequestTimeout time.Duration
 
 	mux             *http.ServeMux
 	routes          []string
@@ -160,7 +166,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, r, voxanne.Errorf(voxanne.ENOTFOUND, "no such route"))
 	})
-	return s.middleware(s.cors(s.mux))
+	return s.middleware(WithDeadline(s.cors(s.mux), s.RequestTimeout, isExport))
 }
 
 // Routes returns every registered route pattern, so that tests can walk the
@@ -251,7 +257,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Observe(elapsed.Seconds())
 			s.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
-				slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("remote", remoteHost(r)))
+				slog.Int("status", status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("remote", remoteHost(r)))
 		}()
 		next.ServeHTTP(rec, r)
 	})

@@ -20,6 +20,11 @@ import (
 // maxWebhookBody is the webhook body limit.
 const maxWebhookBody = 5 << 20
 
+// OutcomeHeader names, on the answer to a stored delivery, what became of
+// it: stored, duplicate or unroutable (stored, but no org is assigned its
+// number: it will not be processed).
+const OutcomeHeader = "X-Voxanne-Outcome"
+
 // WebhookConfig holds the webhook verification settings.
 type WebhookConfig struct {
 	// PublicURL is the external base URL Twilio signs requests against.
@@ -228,14 +233,17 @@ func (s *Server) store(w http.ResponseWriter, r *http.Request, ev voxanne.Inboun
 	if err != nil {
 		return err
 	}
+	outcome := "stored"
 	switch {
 	case dup:
-		s.outcome(ev.Provider, ev.EventType, "duplicate")
+		outcome = "duplicate"
 	case routed.OrgID == "":
-		s.outcome(ev.Provider, ev.EventType, "unroutable")
-	default:
-		s.outcome(ev.Provider, ev.EventType, "stored")
+		outcome = "unroutable"
 	}
+	s.outcome(ev.Provider, ev.EventType, outcome)
+	// Only now, stored: what became of the event, for senders that care
+	// (voxanne webhook send); Vapi and Twilio ignore it.
+	w.Header().Set(OutcomeHeader, outcome)
 	return reply()
 }
 

@@ -140,11 +140,14 @@ func contact(w voxanne.EventWrites, number, name string, at time.Time) string {
 // fields fill in from whichever event carries them.
 func (p *Processor) applyCall(w voxanne.EventWrites, c *voxanne.CallEvent) {
 	now := p.now()
-	at := c.At
+	cw := voxanne.CallWrite{CallEvent: *c, StatusRank: voxanne.CallStatusRank[c.Status]}
+	// Events decoded before ingestion clamped them may still carry values
+	// the columns cannot hold: without this they would fail every attempt.
+	cw.Clamp()
+	at := cw.At
 	if at.IsZero() {
 		at = now
 	}
-	cw := voxanne.CallWrite{CallEvent: *c, StatusRank: voxanne.CallStatusRank[c.Status]}
 	cw.ContactNumber = contact(w, c.CustomerNumber, c.CustomerName, at)
 	// A call is created when the provider created it, so lists and stats
 	// follow the calls' own times.

@@ -62,6 +62,7 @@ func VapiEvent(m *VapiMessage) *voxanne.Event {
 	if len(c.StructuredData) == 0 || string(c.StructuredData) == "null" {
 		c.StructuredData = nil
 	}
+	c.Clamp()
 	return &voxanne.Event{Call: c}
 }
 

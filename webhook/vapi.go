@@ -128,6 +128,9 @@ func ParseVapi(body []byte) (*VapiMessage, error) {
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPayload, err)
 	}
+	if !storableNumbers(body) {
+		return nil, fmt.Errorf("%w: a number beyond what PostgreSQL's jsonb holds", ErrBadPayload)
+	}
 	raw, ok := env["message"]
 	if !ok {
 		return nil, fmt.Errorf("%w: no message object", ErrBadPayload)
@@ -418,7 +421,8 @@ func (m *VapiMessage) DurationSeconds() *float64 {
 	if start.IsZero() || end.IsZero() || end.Before(start) {
 		return nil
 	}
-	d := end.Sub(start).Seconds()
+	// Not end.Sub(start): a Duration saturates at 292 years.
+	d := float64(end.UnixMicro()-start.UnixMicro()) / 1e6
 	return &d
 }
 
@@ -579,15 +583,86 @@ func parseTimeString(s string) time.Time {
 	return time.Time{}
 }
 
+// maxUnixMillis is the last millisecond of year 9999, the latest time that
+// JSON and storage both hold.
+const maxUnixMillis = 253402300799999
+
 // fromUnixNumber converts unix seconds or milliseconds. Zero and negative
-// values are treated as absent (no Vapi event predates 1970), and values above
-// 9e15 milliseconds are rejected so the microsecond conversion cannot overflow.
+// values are treated as absent (no Vapi event predates 1970), and so are
+// values past year 9999.
 func fromUnixNumber(f float64) time.Time {
-	if math.IsNaN(f) || f <= 0 || f > 9e15 {
+	if math.IsNaN(f) || f <= 0 || f > maxUnixMillis {
 		return time.Time{}
 	}
 	if f >= millisecondThreshold {
 		return time.UnixMicro(int64(f * 1000)).UTC()
 	}
 	return time.UnixMicro(int64(f * 1e6)).UTC()
+}
+
+// Limits of PostgreSQL's numeric type, in which jsonb stores every number:
+// digits before the decimal point and after it. A body with a number past
+// them cannot be stored, so it is refused rather than acknowledged. The
+// limits are a little under PostgreSQL's (131072 and 16383).
+const (
+	maxNumericWeight = 131000
+	maxNumericScale  = 16000
+)
+
+// storableNumbers reports whether every number of the valid JSON text body
+// fits PostgreSQL's numeric type.
+func storableNumbers(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			for i++; i < len(body) && body[i] != '"'; i++ {
+				if body[i] == '\\' {
+					i++
+				}
+			}
+		case c == '-' || ('0' <= c && c <= '9'):
+			j := i + 1
+			for j < len(body) && strings.IndexByte("+-.eE0123456789", body[j]) >= 0 {
+				j++
+			}
+			if !numericFits(body[i:j]) {
+				return false
+			}
+			i = j - 1
+		}
+	}
+	return true
+}
+
+// numericFits reports whether the JSON number num fits PostgreSQL's numeric:
+// its scale (digits after the point, less the exponent) and the position of
+// its first significant digit within the limits.
+func numericFits(num []byte) bool {
+	mant, exp, _ := bytes.Cut(bytes.TrimPrefix(num, []byte("-")), []byte("e"))
+	if e, x, ok := bytes.Cut(mant, []byte("E")); ok {
+		mant, exp = e, x
+	}
+	intPart, frac, _ := bytes.Cut(mant, []byte("."))
+	e := 0
+	if len(exp) > 0 {
+		neg := exp[0] == '-'
+		for _, d := range bytes.TrimLeft(exp, "+-") {
+			e = min(e*10+int(d-'0'), 1<<30) // saturates; far past the limits
+		}
+		if neg {
+			e = -e
+		}
+	}
+	if max(len(frac)-e, 0) > maxNumericScale {
+		return false
+	}
+	// The first significant digit's position: digits before the point when
+	// positive.
+	if sig := bytes.TrimLeft(intPart, "0"); len(sig) > 0 {
+		return len(sig)+e <= maxNumericWeight
+	}
+	if sig := bytes.TrimLeft(frac, "0"); len(sig) > 0 {
+		return e-(len(frac)-len(sig)) <= maxNumericWeight
+	}
+	return true // zero
 }

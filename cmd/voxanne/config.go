@@ -42,6 +42,7 @@ type Config struct {
 	LogFormat         string
 	RateLimits        voxhttp.RateLimits
 	Workers           int
+	RequestTimeout    time.Duration
 	Demo              bool
 
 	// publicURLSet: VOXANNE_PUBLIC_URL was given, rather than derived from
@@ -176,6 +177,14 @@ var settings = []setting{
 		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 1 || c.Workers > 1000 {
 			return errors.New("want a whole number from 1 to 1000")
 		}
+		return nil
+	}},
+	{env: "VOXANNE_REQUEST_TIMEOUT", flag: "request-timeout", def: "10", help: "each request's server-side deadline in seconds: one still waiting on the database then answers 503 (exports and event streams: 1 hour)", set: func(c *Config, v string) error {
+		secs, err := strconv.Atoi(v)
+		if err != nil || secs < 1 || secs > 300 {
+			return errors.New("want whole seconds between 1 and 300")
+		}
+		c.RequestTimeout = time.Duration(secs) * time.Second
 		return nil
 	}},
 	{env: "VOXANNE_LOG_FORMAT", flag: "log-format", help: "text or json (default: text on a terminal, else json)", set: func(c *Config, v string) error {

@@ -18,7 +18,7 @@ func appConfig(cfg *Config, log *slog.Logger, reportError func(ctx context.Conte
 		TwilioToken: cfg.TwilioToken, TwilioTokenPrev: cfg.TwilioTokenPrev,
 		Autoconfirm: cfg.MailerAutoconfirm, DisableSignup: cfg.DisableSignup, SMTPURL: cfg.SMTPURL,
 		RateLimits: &cfg.RateLimits, RateLimitHeader: cfg.RateLimitHeader, TrustedProxies: cfg.TrustedProxies,
-		CORSOrigins: cfg.CORSOrigins, Workers: cfg.Workers, ReportError: reportError,
+		CORSOrigins: cfg.CORSOrigins, Workers: cfg.Workers, ReportError: reportError, RequestTimeout: cfg.RequestTimeout,
 		SeparateMetrics: cfg.MetricsAddr != "",
 	}
 }

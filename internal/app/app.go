@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,10 @@ type Config struct {
 	SeparateMetrics bool
 	// ReportError receives unexpected failures (Sentry).
 	ReportError func(ctx context.Context, requestID string, err error)
+	// RequestTimeout is every request's server-side deadline, API and
+	// dashboard (0: voxhttp.DefaultRequestTimeout; streams get
+	// voxhttp.StreamTimeout).
+	RequestTimeout time.Duration
 }
 
 // App is an assembled Voxanne. Its fields are the services, for tests and the
@@ -170,6 +175,8 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 			Vapi:         webhook.VapiSecrets{Current: cfg.VapiSecret, Previous: cfg.VapiSecretPrev},
 			TwilioTokens: []string{cfg.TwilioToken, cfg.TwilioTokenPrev}},
 		ReportError:    cfg.ReportError,
+		Unavailable:    postgres.Unavailable,
+		RequestTimeout: cfg.RequestTimeout,
 		Pools:          db.PoolStats,
 		Auth:           a.Auth,
 		Authenticator:  a.Authn,
@@ -195,8 +202,14 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 		Logger: log, SignInRate: web.Rate(signIn), DisableSignup: cfg.DisableSignup})
 	// The dashboard reads its client address from RemoteAddr, which the
 	// resolver sets from the trusted proxies' header.
-	a.Handler = web.Mount(a.API.Handler(),
-		voxhttp.ClientIPResolver{Header: cfg.RateLimitHeader, Proxies: cfg.TrustedProxies}.Middleware(dash))
+	// The dashboard's requests have the API's deadline; its export and event
+	// stream are streams.
+	dashStream := func(r *http.Request) bool {
+		return r.URL.Path == "/events" || strings.HasSuffix(r.URL.Path, "/export")
+	}
+	a.Handler = web.Mount(a.API.Handler(), voxhttp.WithDeadline(
+		voxhttp.ClientIPResolver{Header: cfg.RateLimitHeader, Proxies: cfg.TrustedProxies}.Middleware(dash),
+		cfg.RequestTimeout, dashStream))
 	return a, nil
 }
 
