@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,7 +66,8 @@ VOXANNE_VAPI_SECRET is neither needed nor used.
 After the load, GET /api/stats is polled every 250ms until the org's call
 count includes every acknowledged event (warm-up ones too), or --drain
 passes; GET /health checks.jobs.queued is sampled every second during the
-load. Exits 1 if set-up fails, more than 1% of requests fail, or processing
+load (with --service-token: /health shows job figures only to the service
+role). Exits 1 if set-up fails, more than 1% of requests fail, or processing
 does not finish within --drain.
 
 Flags:
@@ -85,8 +87,9 @@ stderr and stdout gets one JSON object instead.
 // ingestConfig is the parsed command line of "voxbench ingest".
 type ingestConfig struct {
 	loadFlags
-	drain time.Duration
-	rate  float64
+	drain        time.Duration
+	rate         float64
+	serviceToken string
 }
 
 func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, int) {
@@ -95,6 +98,7 @@ func parseIngestFlags(args []string, stdout, stderr io.Writer) (*ingestConfig, i
 	fs.SetOutput(stderr)
 	cfg.register(fs, "events", "`D` of load sent before measuring starts and not counted in the latency\n(its events are still expected to be processed); 0 for none")
 	fs.DurationVar(&cfg.drain, "drain", 60*time.Second, "`D` to wait after the load for every acknowledged event to be processed\n(max 10m). The set-up probe event waits up to this too (at least 10s)")
+	fs.StringVar(&cfg.serviceToken, "service-token", os.Getenv("VOXANNE_SERVICE_TOKEN"), "a service_role `TOKEN` (voxanne token service-role; default $VOXANNE_SERVICE_TOKEN)\nto read the job queue depth from GET /health, which shows its details only\nto the service role; without it the depth is reported as unknown")
 	fs.Float64Var(&cfg.rate, "rate", 0, "offer at most `R` events/s in total (0: as fast as the workers go); a steady\noffered rate shows whether processing keeps up with it")
 	if code := cfg.parse(fs, args, "ingest", ingestUsageHead, ingestUsageTail, stdout, stderr); code >= 0 {
 		return nil, code
@@ -267,7 +271,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var (
 		seq        atomic.Int64
 		warmAcked  atomic.Int64
-		queue      = &queueSampler{target: endpoint(cfg.base, "/health"), client: client}
+		queue      = &queueSampler{target: endpoint(cfg.base, "/health"), client: client, token: cfg.serviceToken}
 		stopSample = make(chan struct{})
 		sampled    = make(chan struct{})
 	)
@@ -665,6 +669,7 @@ func (b *bench) waitCalls(ctx context.Context, want int, deadline time.Time) dra
 type queueSampler struct {
 	target string
 	client *http.Client
+	token  string // service_role: /health shows details only to it
 
 	mu         sync.Mutex
 	samples    int
@@ -692,7 +697,7 @@ func (q *queueSampler) run(stop <-chan struct{}) {
 func (q *queueSampler) sample() {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	status, data, err := sendJSON(ctx, q.client, http.MethodGet, q.target, "", nil)
+	status, data, err := sendJSON(ctx, q.client, http.MethodGet, q.target, q.token, nil)
 	var h struct {
 		Checks struct {
 			Jobs struct {
@@ -704,6 +709,8 @@ func (q *queueSampler) sample() {
 	if err == nil {
 		if jerr := json.Unmarshal(data, &h); jerr != nil {
 			err = fmt.Errorf("HTTP %d, not JSON: %s", status, oneLine(truncate(data), 80))
+		} else if h.Checks.Jobs.Queued == nil && q.token == "" {
+			err = errors.New("GET /health shows job figures only to the service role: give --service-token")
 		} else if h.Checks.Jobs.Queued == nil {
 			err = fmt.Errorf("HTTP %d without checks.jobs.queued", status)
 		}

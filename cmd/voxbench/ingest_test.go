@@ -159,6 +159,11 @@ func (f *fakeIngest) handler() http.Handler {
 		defer f.mu.Unlock()
 		f.healthHits++
 		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer service-token" {
+			// Like Voxanne: statuses only, details for the service role.
+			fmt.Fprint(w, `{"status":"ok","checks":{"jobs":{"status":"ok"}}}`)
+			return
+		}
 		fmt.Fprintf(w, `{"status":"ok","checks":{"jobs":{"status":"ok","queued":%d,"running":0,"retrying":0,"discarded":0,"unroutable_events":0}}}`,
 			len(f.accepted)-f.processed(time.Now()))
 	})
@@ -237,7 +242,7 @@ func TestIngestEndToEnd(t *testing.T) {
 	srv := httptest.NewServer(fake.handler())
 	defer srv.Close()
 
-	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL,
+	code, stdout, stderr := runVoxbench(t, "ingest", "--url", srv.URL, "--service-token", "service-token",
 		"--duration", "1s", "--warmup", "0", "--concurrency", "4", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
@@ -325,6 +330,10 @@ func TestIngestWarmupEventsAreAwaited(t *testing.T) {
 		t.Fatalf("exit %d\nstderr:\n%s", code, stderr)
 	}
 	rep := decodeIngest(t, stdout)
+	// No --service-token: /health shows no job figures, and the report says how to get them.
+	if rep.MaxQueueDepth != nil || !strings.Contains(stderr, "give --service-token") {
+		t.Errorf("queue depth %v without a service token; report:\n%s", rep.MaxQueueDepth, stderr)
+	}
 	if rep.WarmupAcknowledged <= 0 || rep.WarmupAcknowledged != rep.WarmupRequests {
 		t.Errorf("warm-up: %d acknowledged of %d", rep.WarmupAcknowledged, rep.WarmupRequests)
 	}
