@@ -35,6 +35,11 @@ const (
 	RiverRole = "voxanne_river"
 )
 
+// ConnectTimeout bounds making one database connection, unless the URL's
+// connect_timeout says otherwise; with the requests' deadlines it bounds
+// every wait for a pooled connection.
+const ConnectTimeout = 5 * time.Second
+
 // Options tune Open.
 type Options struct {
 	// Migrate applies pending migrations and refreshes the service roles' logins
@@ -75,6 +80,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A server that takes the connection but never answers (hung, stopped)
+		// must not hold a pool slot, and the goroutine making the connection,
+		// for ever: pgxpool makes connections apart from the caller's context.
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
 	db := &DB{ownerCfg: cfg, opts: opts, sizedByURL: strings.Contains(url, "pool_max_conns")}
 	if opts.MaxConns == 0 && !db.sizedByURL {

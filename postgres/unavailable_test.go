@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/voxanne/voxanne/internal/testdb"
 	"github.com/voxanne/voxanne/postgres"
@@ -80,4 +81,24 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 
+}
+
+// The service roles' sessions end a statement after 30 s, and every pool
+// bounds making a connection, so that a hung database holds nothing for ever.
+func TestServiceRolesHaveDeadlines(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	for name, pool := range map[string]*pgxpool.Pool{"auth": postgres.AuthPool(db), "tenant": postgres.TenantPool(db), "owner": postgres.OwnerPool(db)} {
+		if got := pool.Config().ConnConfig.ConnectTimeout; got != postgres.ConnectTimeout {
+			t.Errorf("%s pool: connect timeout %s", name, got)
+		}
+		if name == "owner" {
+			continue // migrations may run long
+		}
+		var timeout string
+		if err := pool.QueryRow(ctx, "show statement_timeout").Scan(&timeout); err != nil || timeout != "30s" {
+			t.Errorf("%s role: statement_timeout %q %v", name, timeout, err)
+		}
+	}
 }
