@@ -202,7 +202,24 @@ func TestServeManagedClusterLifecycle(t *testing.T) {
 	}
 	stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
 
-	cmd, _, logs = startServe(t, env, 5*time.Second)
+	// The second start serves /metrics on a listener of its own
+	// (VOXANNE_METRICS_ADDR), and only there.
+	metricsAddr := testbin.FreeAddr(t)
+	cmd, url, logs = startServe(t, append(env, "VOXANNE_METRICS_ADDR="+metricsAddr), 5*time.Second)
+	for _, c := range []struct {
+		url  string
+		want int
+	}{{"http://" + metricsAddr + "/metrics", 200}, {url + "/metrics", 404}, {"http://" + metricsAddr + "/health", 404}} {
+		resp, err := http.Get(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || (c.want == 200 && !strings.Contains(string(body), `voxanne_check_up{check="database"} 1`)) {
+			t.Errorf("GET %s: %d, want %d\n%.300s", c.url, resp.StatusCode, c.want, body)
+		}
+	}
 	stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
 }
 
