@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -10,8 +11,13 @@ import (
 	"github.com/voxanne/voxanne/postgres"
 )
 
+func migrateFlags(fs *flag.FlagSet) {
+	fs.Bool("dry-run", false, "with down: list what would be reverted and check that it would work (its down steps run in a transaction that is rolled back), changing nothing")
+}
+
 func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate")
+	migrateFlags(fs)
 	if len(args) == 0 {
 		return usageError("migrate needs up, down N or status")
 	}
@@ -35,6 +41,10 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	dryRun := fs.Lookup("dry-run").Value.(flag.Getter).Get().(bool)
+	if dryRun && action != "down" {
+		return usageError("--dry-run goes with migrate down N")
+	}
 	log := newLogger(cfg.LogFormat, stderr)
 	db, err := openDatabase(ctx, cfg, log, postgres.Options{MaxConns: 2}, "migrate")
 	if err != nil {
@@ -53,6 +63,16 @@ func cmdMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	case "down":
+		if dryRun {
+			plan, err := db.MigrateDownDryRun(ctx, n)
+			for _, m := range plan {
+				fmt.Fprintf(stdout, "would revert %04d_%s\n", m.Version, m.Name)
+			}
+			if err == nil {
+				fmt.Fprintln(stdout, "dry run: the down steps ran and were rolled back; nothing changed")
+			}
+			return err
+		}
 		reverted, err := db.MigrateDown(ctx, n)
 		for _, v := range reverted {
 			fmt.Fprintf(stdout, "reverted %04d\n", v)
