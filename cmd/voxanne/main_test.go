@@ -123,9 +123,16 @@ func TestUsageAndExitCodes(t *testing.T) {
 // startServe runs the real binary and waits for /health to answer 200.
 func startServe(t *testing.T, env []string, target time.Duration, args ...string) (*exec.Cmd, string, *lockedBuffer) {
 	t.Helper()
+	return startServeIn(t, "", append(os.Environ(), env...), target, args...)
+}
+
+// startServeIn runs the real binary in dir with exactly env and waits for
+// /health to answer 200.
+func startServeIn(t *testing.T, dir string, env []string, target time.Duration, args ...string) (*exec.Cmd, string, *lockedBuffer) {
+	t.Helper()
 	addr := testbin.FreeAddr(t)
 	cmd := exec.Command(binary, append([]string{"serve", "--addr", addr}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env, cmd.Dir = env, dir
 	logs := &lockedBuffer{}
 	cmd.Stderr, cmd.Stdout = logs, logs
 	start := time.Now()
@@ -150,6 +157,18 @@ func startServe(t *testing.T, env []string, target time.Duration, args ...string
 	cmd.Process.Kill()
 	t.Fatalf("never healthy; logs:\n%s", logs)
 	return nil, "", nil
+}
+
+// cleanEnv is the test's environment without any Voxanne setting: what a
+// fresh shell that follows the README has.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VOXANNE_") && !strings.HasPrefix(kv, "DATABASE_URL=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func postmasterPID(t *testing.T, dataDir string) int {
@@ -291,31 +310,88 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// The demo seeds a login and a few days of calls and texts through the signed
-// webhook path; a second start adds nothing but a new password.
+// serve --demo as the README runs it: in a fresh directory, with no setting
+// but a free address, it seeds a login and a few days of calls and texts
+// through the signed webhook path and prints the dashboard URL, the login, the
+// webhook URLs, the secrets it made up and the numbers it assigned. The
+// README's `voxanne webhook send` beside it, with no setting at all, reaches
+// it, is routed to the demo org and processed; an event for a number no org is
+// assigned is stored unroutable and the command says so (exit 1). A second
+// start adds nothing but a new password.
 func TestServeDemo(t *testing.T) {
 	t.Parallel()
-	dataDir := testdb.ServerDir(t)
-	env := []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}
+	work := filepath.Dir(testdb.ServerDir(t))
+	dataDir := filepath.Join(work, ".voxanne")
+	samples, err := filepath.Abs(filepath.Join("..", "..", "webhook", "testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(kind, file string) (int, string, string) {
+		c := exec.Command(binary, "webhook", "send", kind, file, "--new-id")
+		c.Env, c.Dir = cleanEnv(), work
+		var stdout, stderr lockedBuffer
+		c.Stdout, c.Stderr = &stdout, &stderr
+		err := c.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), stdout.String(), stderr.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stdout.String(), stderr.String()
+	}
 	login := regexp.MustCompile(`sign in with (\S+) / (\S+)`)
 	for run := 0; run < 2; run++ {
-		cmd, url, logs := startServe(t, env, 30*time.Second, "--demo")
+		cmd, url, logs := startServeIn(t, work, cleanEnv(), 30*time.Second, "--demo")
 		var m []string
-		for deadline := time.Now().Add(30 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			m = login.FindStringSubmatch(logs.String())
+		for deadline := time.Now().Add(60 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(logs.String(), "Try:") {
+				m = login.FindStringSubmatch(logs.String())
+			}
 		}
 		if m == nil {
 			t.Fatalf("no demo login printed:\n%s", logs)
 		}
+		printed := logs.String()
+		for _, want := range []string{"Dashboard:  " + url + "/login", url + "/api/webhooks/vapi", url + "/api/webhooks/twilio/sms",
+			url + "/api/webhooks/twilio/status", "VOXANNE_VAPI_SECRET=", "VOXANNE_TWILIO_AUTH_TOKEN=", "made up for this run",
+			demoVapiNumber, demoTwilioNumber, sampleNumber, "voxanne webhook send vapi webhook/testdata/vapi-end-of-call-report.json"} {
+			if !strings.Contains(printed, want) {
+				t.Errorf("run %d: the demo does not print %q:\n%s", run, want, printed)
+			}
+		}
 		tok := demoSignIn(t, url, m[1], m[2])
-		var calls int
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if calls = demoStat(t, url, tok, "calls"); calls == 24 {
+		calls, texts := 24, 4
+		if run == 0 {
+			for _, s := range []struct{ kind, file string }{{"vapi", "vapi-end-of-call-report.json"}, {"twilio-sms", "twilio-sms.txt"}} {
+				code, out, errOut := send(s.kind, filepath.Join(samples, s.file))
+				if code != 0 || !strings.Contains(out, "200 OK") {
+					t.Fatalf("webhook send %s: exit %d\n%s%s", s.kind, code, out, errOut)
+				}
+			}
+			// The same event for a number nobody is assigned.
+			sample, err := os.ReadFile(filepath.Join(samples, "vapi-end-of-call-report.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := strings.NewReplacer(sampleNumber, "+14155559999", sampleVapiNumber, "no-such-number-id", sampleVapiAssist, "no-such-assistant").Replace(string(sample))
+			otherFile := filepath.Join(work, "unassigned.json")
+			if err := os.WriteFile(otherFile, []byte(other), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := send("vapi", otherFile)
+			if code != 1 || !strings.Contains(out, "200 OK") || !strings.Contains(errOut, "unroutable") {
+				t.Errorf("an unroutable event: exit %d\n%s%s", code, out, errOut)
+			}
+		}
+		calls, texts = calls+1, texts+1
+		var got int
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if got = demoStat(t, url, tok, "calls"); got == calls && demoStat(t, url, tok, "messages_in") == texts {
 				break
 			}
 		}
-		if calls != 24 || demoStat(t, url, tok, "messages_in") != 4 {
-			t.Fatalf("run %d: %d calls, %d texts", run, calls, demoStat(t, url, tok, "messages_in"))
+		if got != calls || demoStat(t, url, tok, "messages_in") != texts {
+			t.Fatalf("run %d: %d calls, %d texts, want %d and %d", run, got, demoStat(t, url, tok, "messages_in"), calls, texts)
 		}
 		stopAndCheckNoPostgres(t, cmd, postmasterPID(t, dataDir), logs)
 	}
@@ -340,7 +416,7 @@ func demoSignIn(t *testing.T, url, email, password string) string {
 
 func demoStat(t *testing.T, url, tok, field string) int {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url+"/api/stats", nil)
+	req, _ := http.NewRequest("GET", url+"/api/stats?from=2000-01-01T00:00:00Z", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
