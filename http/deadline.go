@@ -39,7 +39,11 @@ func WithDeadline(next http.Handler, d time.Duration, stream func(*http.Request)
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), limit)
 		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		inner := r.WithContext(ctx)
+		next.ServeHTTP(w, inner)
+		// The router sets the matched pattern on the request it got; the
+		// middleware outside labels metrics with it.
+		r.Pattern = inner.Pattern
 	})
 }
 
