@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,6 +177,20 @@ func TestRestrictedOwnerEndToEnd(t *testing.T) {
 		if n := w.count(t, `select count(*) from auth.revocations r join auth.sessions s on s.id = r.session_id
 			where r.kind = 'session' and s.user_id = $1`, admin.User.ID); n == 0 {
 			t.Error("logout recorded no session revocation")
+		}
+
+		// A backup works beside the running server; a restore does not.
+		tools, err := postgres.FindTools("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "while-serving.backup")
+		if _, err := db.Backup(ctx, tools, file); err != nil {
+			t.Fatalf("backup beside the server: %v", err)
+		}
+		if _, err := db.Restore(ctx, tools, file, postgres.RestoreOptions{Replace: true}); voxanne.ErrorCode(err) != voxanne.ECONFLICT ||
+			!strings.Contains(err.Error(), "stop it before a restore") {
+			t.Fatalf("restore beside the server: %v", err)
 		}
 	})
 	if t.Failed() {

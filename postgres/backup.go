@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -180,14 +181,20 @@ func (db *DB) Restore(ctx context.Context, tools Tools, file string, opts Restor
 		return 0, fmt.Errorf("restore: %s is not a Voxanne backup (it has no voxanne_schema_migrations table)", file)
 	}
 	err := db.InOwner(ctx, "check a restore's target", func(c Conn) error {
-		var others int
-		if err := c.QueryRow(ctx, `select count(*) from pg_stat_activity
-			where datname = current_database() and usename = any ($1) and pid <> pg_backend_pid()`,
-			[]string{AuthRole, TenantRole, RiverRole}).Scan(&others); err != nil {
-			return err
-		}
-		if others > 0 {
-			return voxanne.Errorf(voxanne.ECONFLICT, "a Voxanne server is using the database (%d connections of its roles): stop it before a restore", others)
+		// Sessions of a server that has just stopped may take a moment to end.
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			var others int
+			if err := c.QueryRow(ctx, `select count(*) from pg_stat_activity
+				where datname = current_database() and usename = any ($1) and pid <> pg_backend_pid()`,
+				[]string{AuthRole, TenantRole, RiverRole}).Scan(&others); err != nil {
+				return err
+			}
+			if others == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return voxanne.Errorf(voxanne.ECONFLICT, "a Voxanne server is using the database (%d connections of its roles): stop it before a restore", others)
+			}
 		}
 		var objects int
 		if err := c.QueryRow(ctx, countObjectsSQL).Scan(&objects); err != nil {
