@@ -146,7 +146,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard request", slog.String("method", r.Method),
-			slog.String("path", r.URL.Path), slog.Int("status", rec.code()), slog.Duration("duration", time.Since(start)))
+			slog.String("path", r.URL.Path), slog.Int("status", rec.code()), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	}()
 	h.mux.ServeHTTP(rec, r)
 }
