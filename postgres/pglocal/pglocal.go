@@ -86,6 +86,7 @@ type InUseError struct {
 	Holder Holder
 }
 
+// Error names the directory and its holder, in one line.
 func (e *InUseError) Error() string {
 	who := "another voxanne process"
 	if e.Holder.Command != "" {
