@@ -13,6 +13,7 @@ const (
 	ReasonNotFound         = "not_found"
 	ReasonConflict         = "conflict"
 	ReasonTooLarge         = "request_entity_too_large"
+	ReasonMethodNotAllowed = "method_not_allowed"
 	ReasonRateLimited      = "over_request_rate_limit"
 	ReasonUnavailable      = "unavailable"
 	ReasonUnexpected       = "unexpected_failure"
@@ -72,6 +73,7 @@ const (
 // WireCodes lists every wire error code above.
 var WireCodes = []string{
 	ReasonValidationFailed, ReasonBadJWT, ReasonForbidden, ReasonNotFound, ReasonConflict, ReasonTooLarge,
+	ReasonMethodNotAllowed,
 	ReasonRateLimited, ReasonUnavailable, ReasonUnexpected,
 	ReasonNoAuthorization, ReasonSessionRevoked, ReasonSessionNotFound, ReasonNotAdmin, ReasonNoActiveOrg,
 	ReasonInvalidSignature, ReasonBadJSON,

@@ -16,6 +16,7 @@ const (
 	ENOTFOUND     = "not_found"    // no such object in the caller's scope
 	ECONFLICT     = "conflict"     // uniqueness or state conflict
 	ETOOLARGE     = "too_large"    // body over the limit
+	EMETHOD       = "method"       // a known path with a method it does not take
 	ERATELIMIT    = "rate_limited" // too many requests
 	EUNAVAILABLE  = "unavailable"  // a dependency is down
 	EINTERNAL     = "internal"     // anything else

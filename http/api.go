@@ -185,8 +185,9 @@ func (s *Server) registerAPI() {
 	if s.Endpoints != nil {
 		s.registerEndpoints()
 	}
+	s.route("GET /api/openapi.json", s.handleOpenAPI)
 	s.route("/api/", func(w http.ResponseWriter, r *http.Request) error {
-		return voxanne.Errorf(voxanne.ENOTFOUND, "no such route")
+		return s.noRoute(w, r, "no such route")
 	})
 }
 

@@ -84,12 +84,17 @@ func apiVersionAtLeast2024(v string) bool {
 
 // authRoute registers an /auth/v1 handler whose errors use GoTrue's formats.
 func (s *Server) authRoute(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-	s.routes = append(s.routes, pattern)
+	s.register(pattern)
+	check := queryCheck(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		if v := r.Header.Get(apiVersionHeader); apiVersionAtLeast2024(v) {
 			w.Header().Set(apiVersionHeader, v)
 		}
-		if err := h(w, r); err != nil {
+		err := check(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.writeAuthError(w, r, err)
 		}
 	})
@@ -113,12 +118,13 @@ func (s *Server) registerAuth() {
 	s.authRoute("PUT /auth/v1/admin/users/{id}", s.admin(s.handleAdminUpdateUser))
 	s.authRoute("DELETE /auth/v1/admin/users/{id}", s.admin(s.handleAdminDeleteUser))
 	s.authRoute("/auth/v1/", func(w http.ResponseWriter, r *http.Request) error {
-		return voxanne.ReasonErrorf(voxanne.ENOTFOUND, voxanne.ReasonNotFound, "no such auth endpoint")
+		return s.noRoute(w, r, "no such auth endpoint")
 	})
 }
 
 // decodeJSON reads a JSON object body of at most maxBody bytes. Unknown fields
-// are ignored: clients such as auth-js send more than the server uses.
+// are ignored: clients such as auth-js send more than the server uses. A
+// string with a NUL character or invalid UTF-8 is validation_failed.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -136,7 +142,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonBadJSON, "could not parse the request body as JSON")
 	}
-	return nil
+	// Strings must be storable text: encoding/json keeps NULs and quietly
+	// replaces invalid UTF-8, so the raw body is checked.
+	return voxanne.CheckJSONText(body)
 }
 
 func clientInfo(s *Server, r *http.Request) voxanne.ClientInfo {

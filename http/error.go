@@ -19,6 +19,7 @@ var apiCodes = map[string]struct {
 	voxanne.ENOTFOUND:     {http.StatusNotFound, voxanne.ReasonNotFound},
 	voxanne.ECONFLICT:     {http.StatusConflict, voxanne.ReasonConflict},
 	voxanne.ETOOLARGE:     {http.StatusRequestEntityTooLarge, voxanne.ReasonTooLarge},
+	voxanne.EMETHOD:       {http.StatusMethodNotAllowed, voxanne.ReasonMethodNotAllowed},
 	voxanne.ERATELIMIT:    {http.StatusTooManyRequests, voxanne.ReasonRateLimited},
 	voxanne.EUNAVAILABLE:  {http.StatusServiceUnavailable, voxanne.ReasonUnavailable},
 	voxanne.EINTERNAL:     {http.StatusInternalServerError, voxanne.ReasonUnexpected},

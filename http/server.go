@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/internal/methods"
 )
 
 // Server holds the router and what its handlers need. Fields are set by
@@ -94,6 +95,7 @@ type Server struct {
 	RequestTimeout time.Duration
 
 	mux             *http.ServeMux
+	methods         *methods.Table
 	routes          []string
 	webhookOutcomes *prometheus.CounterVec
 	metrics         *metrics
@@ -150,7 +152,7 @@ func (s *Server) Handler() http.Handler {
 		emailGlobal: newLimiter(rl.EmailGlobal), recoverEmail: newLimiter(rl.RecoverEmail),
 		passwordChange: newLimiter(rl.PasswordChange), orgSwitch: newLimiter(rl.OrgSwitch)}
 	s.exportGate, s.searchGate = newOrgGate(maxExportsPerOrg), newOrgGate(maxSearchesPerOrg)
-	s.mux = http.NewServeMux()
+	s.mux, s.methods = http.NewServeMux(), methods.New()
 	s.route("GET /health", s.handleHealth)
 	s.route("GET /livez", s.handleLive)
 	s.route("GET /readyz", s.handleReady)
@@ -161,10 +163,11 @@ func (s *Server) Handler() http.Handler {
 		s.registerAPI()
 	}
 	if !s.SeparateMetrics {
+		s.register("GET /metrics")
 		s.mux.Handle("GET /metrics", s.MetricsHandler())
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeAPIError(w, r, voxanne.Errorf(voxanne.ENOTFOUND, "no such route"))
+		writeAPIError(w, r, s.noRoute(w, r, "no such route"))
 	})
 	return s.middleware(WithDeadline(s.cors(s.mux), s.RequestTimeout, isExport))
 }
@@ -173,14 +176,38 @@ func (s *Server) Handler() http.Handler {
 // router's own table and no route is left out of them.
 func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
-// route registers a handler that returns an error; one adapter writes errors.
+// route registers a handler that returns an error; one adapter checks the
+// query string (queryCheck) and writes errors.
 func (s *Server) route(pattern string, h func(http.ResponseWriter, *http.Request) error) {
-	s.routes = append(s.routes, pattern)
+	s.register(pattern)
+	check := queryCheck(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		err := check(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
+}
+
+// register records a route pattern: in Routes, and in the method table that
+// tells a wrong method (405) from an unknown path (404).
+func (s *Server) register(pattern string) {
+	s.routes = append(s.routes, pattern)
+	s.methods.Add(pattern)
+}
+
+// noRoute is the error for a request that no route took: 405
+// method_not_allowed, with Allow, when its path is known with other methods;
+// else 404 with message.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, message string) error {
+	if allow := s.methods.Allowed(r); allow != "" {
+		w.Header().Set("Allow", allow)
+		return voxanne.Errorf(voxanne.EMETHOD, "%s is not allowed here: use %s", r.Method, allow)
+	}
+	return voxanne.ReasonErrorf(voxanne.ENOTFOUND, voxanne.ReasonNotFound, "%s", message)
 }
 
 type ctxKey int

@@ -135,6 +135,9 @@ func (s *Server) handleVapi(w http.ResponseWriter, r *http.Request) error {
 	if err := webhook.VerifyVapi(r.Header, body, src.vapi, time.Now()); err != nil {
 		return s.rejected(r, "vapi", "unknown", err)
 	}
+	// The delivery is authentic: text that cannot be stored is cleaned rather
+	// than refused, so that it is processed and not retried forever.
+	body = voxanne.CleanJSONText(body)
 	m, err := webhook.ParseVapi(body)
 	if err != nil {
 		s.outcome("vapi", "unknown", "invalid")
@@ -275,6 +278,7 @@ func (s *Server) twilio(kind string) func(http.ResponseWriter, *http.Request) er
 		if err := webhook.VerifyTwilio(r.Header.Get("X-Twilio-Signature"), src.twilio, signedURL, form); err != nil {
 			return s.rejected(r, "twilio", kind, err)
 		}
+		form = cleanForm(form)
 		sms, err := webhook.ParseTwilioSMS(form)
 		if err != nil || (kind == "status" && sms.MessageStatus == "") {
 			s.outcome("twilio", kind, "invalid")
@@ -302,4 +306,17 @@ func (s *Server) twilio(kind string) func(http.ResponseWriter, *http.Request) er
 			return err
 		})
 	}
+}
+
+// cleanForm returns an authentic form with its names and values made storable
+// (voxanne.CleanText), so that the delivery is processed rather than refused.
+func cleanForm(form url.Values) url.Values {
+	out := make(url.Values, len(form))
+	for k, vs := range form {
+		k = voxanne.CleanText(k)
+		for _, v := range vs {
+			out[k] = append(out[k], voxanne.CleanText(v))
+		}
+	}
+	return out
 }

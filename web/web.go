@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/voxanne/voxanne"
+	"github.com/voxanne/voxanne/internal/methods"
 )
 
 // Authenticator turns an access token into a principal; it checks the session
@@ -73,6 +74,7 @@ type Handler struct {
 	limits  map[string]*rate.Limiter
 
 	patterns []string
+	methods  *methods.Table
 }
 
 // New builds the dashboard handler.
@@ -80,7 +82,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), pages: loadPages(), limits: map[string]*rate.Limiter{}}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), methods: methods.New(), pages: loadPages(), limits: map[string]*rate.Limiter{}}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
 		h.secure = u.Scheme == "https"
 		h.origin = u.Scheme + "://" + u.Host
@@ -148,7 +150,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "dashboard request", slog.String("method", r.Method),
 			slog.String("path", r.URL.Path), slog.Int("status", rec.code()), slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
 	}()
+	if !validInput(r) {
+		h.renderError(rec, r, http.StatusBadRequest, "Invalid characters",
+			"The form or the address has characters that cannot be stored (a NUL character or invalid UTF-8). Remove them and try again.")
+		return
+	}
 	h.mux.ServeHTTP(rec, r)
+}
+
+// validInput reports whether every query and form field of r, names and
+// values, is valid UTF-8 without NUL characters: anything else is refused
+// (400) before a page can pass it to a store that cannot keep it.
+func validInput(r *http.Request) bool {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil || !validValues(q) {
+		return false
+	}
+	if r.Method != http.MethodPost {
+		return true
+	}
+	if err := r.ParseForm(); err != nil {
+		return false
+	}
+	return validValues(r.PostForm)
+}
+
+func validValues(v url.Values) bool {
+	for k, vs := range v {
+		if !voxanne.ValidText(k) {
+			return false
+		}
+		for _, s := range vs {
+			if !voxanne.ValidText(s) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // csp forbids inline scripts and styles and every third-party origin; media
@@ -238,13 +276,20 @@ func (h *Handler) routes() {
 	h.handle("POST /orgs/switch", h.anyOrg(h.switchOrg))
 	h.handle("POST /orgs", h.anyOrg(h.createOrg))
 	h.handle("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := h.methods.Allowed(r); allow != "" {
+			w.Header().Set("Allow", allow)
+			h.renderError(w, r, http.StatusMethodNotAllowed, "Method not allowed", "This page does not take "+r.Method+" requests.")
+			return
+		}
 		h.renderError(w, r, http.StatusNotFound, "Page not found", "There is nothing at this address.")
 	})
 }
 
-// handle registers a route and remembers its pattern for Routes.
+// handle registers a route and remembers its pattern for Routes and for the
+// method table that tells a wrong method (405) from an unknown page (404).
 func (h *Handler) handle(pattern string, fn http.HandlerFunc) {
 	h.patterns = append(h.patterns, pattern)
+	h.methods.Add(pattern)
 	h.mux.HandleFunc(pattern, fn)
 }
 

@@ -239,7 +239,7 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 	case <-time.After(10 * time.Second):
 		t.Fatal("testenv: revocation listener did not connect")
 	}
-	ts.Config.Handler = a.Handler
+	ts.Config.Handler = contractCheck(t, a.Handler)
 	voxhttp.ConfigureServer(ts.Config)
 	ts.Start()
 	t.Cleanup(ts.Close)
