@@ -432,7 +432,9 @@ func demoStat(t *testing.T, url, tok, field string) int {
 }
 
 // webhook send signs a sample so the server accepts it; a wrong secret is
-// refused and the command fails.
+// refused and the command fails. Until the operator assigns the samples'
+// number to an org, the server stores the event as unroutable and the
+// command says so and fails too; after, it is routed (exit 0).
 func TestWebhookSend(t *testing.T) {
 	t.Parallel()
 	dataDir := testdb.ServerDir(t)
@@ -449,21 +451,46 @@ func TestWebhookSend(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	cases := []struct {
+	type sendCase struct {
 		kind, file, env string
 		code            int
 		out             string
-	}{
-		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=right-secret-0123456789", 0, "200 OK"},
-		{"vapi", "../../webhook/testdata/vapi-end-of-call-report.json", "VOXANNE_VAPI_SECRET=wrong-secret-0123456789", 1, "401"},
-		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789", 0, "<Response></Response>"},
-		{"twilio-sms", "../../webhook/testdata/twilio-sms.txt", "VOXANNE_TWILIO_AUTH_TOKEN=wrong-token-0123456789", 1, "401"},
-		{"fax", "x", "VOXANNE_VAPI_SECRET=right-secret-0123456789", 2, "unknown webhook kind"},
 	}
-	for _, c := range cases {
-		code, out := send(c.kind, c.file, c.env)
-		if code != c.code || !strings.Contains(out, c.out) {
-			t.Errorf("%s with %s: exit %d, output %q", c.kind, c.env, code, out)
+	check := func(cases []sendCase) {
+		t.Helper()
+		for _, c := range cases {
+			code, out := send(c.kind, c.file, c.env)
+			if code != c.code || !strings.Contains(out, c.out) {
+				t.Errorf("%s with %s: exit %d, output %q", c.kind, c.env, code, out)
+			}
 		}
 	}
+	vapi, twilio := "../../webhook/testdata/vapi-end-of-call-report.json", "../../webhook/testdata/twilio-sms.txt"
+	check([]sendCase{
+		{"vapi", vapi, "VOXANNE_VAPI_SECRET=right-secret-0123456789", 1, "stored the event as unroutable"},
+		{"vapi", vapi, "VOXANNE_VAPI_SECRET=wrong-secret-0123456789", 1, "401"},
+		{"twilio-sms", twilio, "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789", 1, "stored the event as unroutable"},
+		{"twilio-sms", twilio, "VOXANNE_TWILIO_AUTH_TOKEN=wrong-token-0123456789", 1, "401"},
+		{"fax", "x", "VOXANNE_VAPI_SECRET=right-secret-0123456789", 2, "unknown webhook kind"},
+	})
+
+	// The operator assigns the samples' number to an org, with a token from
+	// the command beside the server.
+	tn := newTenant(t, url, "send@example.com")
+	var org struct{ ID string }
+	if code := doJSON(t, "GET", url+"/api/org", tn.token, nil, &org); code != 200 {
+		t.Fatalf("org: %d", code)
+	}
+	code, tok, errOut := runCLI(t, []string{"VOXANNE_DATA_DIR=" + dataDir, "DATABASE_URL="}, "token", "service-role")
+	if code != 0 {
+		t.Fatalf("token service-role: %d %s", code, errOut)
+	}
+	if code := doJSON(t, "POST", url+"/api/admin/phone-numbers", strings.TrimSpace(tok), map[string]any{"org_id": org.ID,
+		"e164": sampleNumber, "provider": "vapi", "provider_id": sampleVapiNumber, "assistant_id": sampleVapiAssist}, nil); code != 201 {
+		t.Fatalf("assign the samples' number: %d", code)
+	}
+	check([]sendCase{
+		{"vapi", vapi, "VOXANNE_VAPI_SECRET=right-secret-0123456789", 0, "200 OK"},
+		{"twilio-sms", twilio, "VOXANNE_TWILIO_AUTH_TOKEN=right-token-0123456789", 0, "<Response></Response>"},
+	})
 }
