@@ -2,6 +2,8 @@ package http_test
 
 import (
 	"os"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,5 +16,13 @@ func TestMain(m *testing.M) {
 	// to convert shows up here rather than only on an operator's machine. It is
 	// set before any goroutine starts.
 	time.Local = time.FixedZone("UTC+05:30", 5*3600+30*60)
+	if slices.Contains(os.Args, "-test.fuzzworker") {
+		// A fuzz worker (go test -fuzz) talks to its coordinator over fds 3
+		// and 4, inherited without close-on-exec: the test cluster's server
+		// would inherit them too and keep the coordinator waiting for ever
+		// once the worker has ended.
+		syscall.CloseOnExec(3)
+		syscall.CloseOnExec(4)
+	}
 	os.Exit(testdb.Main(m))
 }
