@@ -7,6 +7,7 @@ package postgres_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -61,11 +62,13 @@ func TestDefinerFunctionsWorkForEitherOwner(t *testing.T) {
 				t.Errorf("member e-mails %q, %v", emails, err)
 			}
 
-			// The revocation triggers: a session ended, a membership and a user deleted.
+			// The revocation triggers: the org's MFA policy changed, a session
+			// ended, a membership and a user deleted.
 			if _, err := auth.Exec(ctx, `insert into auth.sessions (user_id) values ($1)`, userID); err != nil {
 				t.Fatal(err)
 			}
 			for _, sql := range []string{
+				`update organizations set require_mfa = true where id = (select org_id from memberships where user_id = $1)`,
 				`update auth.sessions set revoked_at = now() where user_id = $1`,
 				`delete from memberships where user_id = $1`,
 				`delete from auth.users where id = $1`,
@@ -79,7 +82,7 @@ func TestDefinerFunctionsWorkForEitherOwner(t *testing.T) {
 			if err == nil {
 				kinds, err = pgx.CollectRows(rows, pgx.RowTo[string])
 			}
-			if err != nil || len(kinds) != 3 || kinds[0] != "session" || kinds[1] != "membership" || kinds[2] != "user" {
+			if err != nil || !slices.Equal(kinds, []string{"membership", "session", "membership", "user"}) {
 				t.Errorf("revocations %q, %v", kinds, err)
 			}
 		})
