@@ -406,12 +406,12 @@ func TestHungDatabaseAnswers503WithinTheDeadline(t *testing.T) {
 			break
 		}
 	}
-	// Bounded: about one goroutine and one socket per client and per pooled
-	// connection, never one per request made (thousands here).
+	// Bounded: a few goroutines and a socket per client and per pooled
+	// connection (at most 60 connections, each made within 5 s).
 	if gMax < 0 || gMax > g0+10*clients {
 		t.Errorf("goroutines: %d before, %d during", g0, gMax)
 	}
-	if sMax > s0+4*clients {
+	if sMax > s0+6*clients {
 		t.Errorf("sockets: %d before, %d during", s0, sMax)
 	}
 	if g1 < 0 || g1 > g0+20 {

@@ -288,8 +288,9 @@ func (c *Cluster) takeLock(dir string) error {
 	if err != nil {
 		return fmt.Errorf("pglocal: open lock file: %w", err)
 	}
-	// A holder without a record is one that is just writing it, or a reader
-	// (ReadHolder) testing the lock for an instant: try again shortly.
+	// A holder without a record (or with the record of a process that is
+	// gone) is one that is just writing it, or a reader (ReadHolder) testing
+	// the lock for an instant: try again shortly.
 	for tries := 0; ; tries++ {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -299,7 +300,7 @@ func (c *Cluster) takeLock(dir string) error {
 			f.Close()
 			return fmt.Errorf("pglocal: lock %s: %w", path, err)
 		}
-		if h := readHolderFile(path); h.PID != 0 || tries == 10 {
+		if h := readHolderFile(path); (h.PID != 0 && !errors.Is(syscall.Kill(h.PID, 0), syscall.ESRCH)) || tries == 10 {
 			f.Close()
 			return &InUseError{Dir: dir, Holder: h}
 		}
