@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,22 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 		if !success {
 			t.Errorf("%s: no success response", p)
+		}
+	}
+}
+
+// docs/api.md is the reference in prose: it names every route of the router
+// as "`METHOD /path`".
+func TestAPIReferenceNamesEveryRoute(t *testing.T) {
+	t.Parallel()
+	ref, err := os.ReadFile("../docs/api.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := testenv.New(t, testenv.Options{})
+	for _, p := range routedOperations(e) {
+		if !strings.Contains(string(ref), "`"+p+"`") {
+			t.Errorf("docs/api.md does not name `%s`", p)
 		}
 	}
 }
