@@ -313,20 +313,21 @@ func rolesSQL() string {
 	return b.String()
 }
 
-// handOverSQL gives every SECURITY DEFINER function back to DefinerRole (the
-// restore made the restoring user their owner). A new owner needs CREATE on
-// the schema unless a superuser does it; the role keeps it only meanwhile.
-const handOverSQL = `grant create on schema public, auth to ` + DefinerRole + `;
-do $$
+// handOverSQL gives every SECURITY DEFINER function that DefinerRole does not
+// own yet to it: after a restore (which made the restoring user their owner)
+// and after every migration run. A new owner needs CREATE on the schema
+// unless a superuser does it; the role has it only meanwhile.
+const handOverSQL = `do $$
 declare f text;
 begin
   for f in select p.oid::regprocedure::text from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-           where n.nspname in ('public', 'auth') and p.prosecdef loop
+           where n.nspname in ('public', 'auth') and p.prosecdef and p.proowner <> '` + DefinerRole + `'::regrole loop
+    execute 'grant create on schema public, auth to ` + DefinerRole + `';
     execute format('alter function %s owner to ` + DefinerRole + `', f);
+    execute 'revoke create on schema public, auth from ` + DefinerRole + `';
   end loop;
 end
 $$;
-revoke create on schema public, auth from ` + DefinerRole + `;
 `
 
 // dumpProcess is pg_restore turning a backup into SQL on its stdout.
