@@ -8,10 +8,13 @@ import (
 
 // Org is an organization.
 type Org struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// RequireMFA makes every tenant route answer 403 mfa_required to
+	// sessions below aal2 (set by the owner).
+	RequireMFA bool      `json:"require_mfa"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // OrgRef names an org and the caller's role in it.
@@ -94,19 +97,20 @@ type AuditEvent struct {
 
 // Audit actions.
 const (
-	AuditSignIn         = "sign_in"
-	AuditSignOut        = "sign_out"
-	AuditOrgSwitched    = "org_switched"
-	AuditOrgCreated     = "org_created"
-	AuditOrgRenamed     = "org_renamed"
-	AuditOrgDeleted     = "org_deleted"
-	AuditMemberInvited  = "member_invited"
-	AuditMemberJoined   = "member_joined"
-	AuditMemberRemoved  = "member_removed"
-	AuditRoleChanged    = "member_role_changed"
-	AuditInviteRevoked  = "invitation_revoked"
-	AuditCrossTenant    = "cross_tenant_attempt"
-	AuditTranscriptRead = "transcript_read"
+	AuditSignIn           = "sign_in"
+	AuditSignOut          = "sign_out"
+	AuditOrgSwitched      = "org_switched"
+	AuditOrgCreated       = "org_created"
+	AuditOrgRenamed       = "org_renamed"
+	AuditOrgDeleted       = "org_deleted"
+	AuditMemberInvited    = "member_invited"
+	AuditMemberJoined     = "member_joined"
+	AuditMemberRemoved    = "member_removed"
+	AuditRoleChanged      = "member_role_changed"
+	AuditInviteRevoked    = "invitation_revoked"
+	AuditCrossTenant      = "cross_tenant_attempt"
+	AuditTranscriptRead   = "transcript_read"
+	AuditMFAPolicyChanged = "mfa_policy_changed"
 )
 
 // roleRank orders roles by power.

@@ -90,4 +90,16 @@ type Principal struct {
 	OrgRole string
 	// Role is the token's database role: "authenticated" or "service_role".
 	Role string
+	// AAL is the session's assurance level as the token says: "aal1", or
+	// "aal2" after a verified TOTP code.
+	AAL string
+	// OrgRequiresMFA says the active org requires aal2 sessions (read with
+	// the token's membership, and revoked with it when the policy changes).
+	OrgRequiresMFA bool
+}
+
+// NeedsMFA reports whether the principal's org requires MFA and its session
+// has not passed it: tenant routes answer 403 mfa_required.
+func (p *Principal) NeedsMFA() bool {
+	return p.OrgID != "" && p.OrgRequiresMFA && p.AAL != AAL2
 }

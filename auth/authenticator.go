@@ -27,9 +27,17 @@ var (
 
 // StateChecker checks a verified token against the database: its session is
 // still active and the user's role in the token's org is the token's role. It
-// returns ErrRevoked when either is no longer so.
+// returns ErrRevoked when either is no longer so, and else what the principal
+// needs to know of the org (read in the same query).
 type StateChecker interface {
-	CheckTokenState(ctx context.Context, c *token.Claims, external bool) error
+	CheckTokenState(ctx context.Context, c *token.Claims, external bool) (TokenState, error)
+}
+
+// TokenState is what the state check learns besides validity: whether the
+// token's org requires MFA. It is cached with the token; a policy change
+// revokes the org's memberships, so the cache never holds a stale one.
+type TokenState struct {
+	OrgRequiresMFA bool
 }
 
 // Config configures an Authenticator.
@@ -138,11 +146,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*voxanne.
 		return nil, ErrBadToken
 	}
 	p := &voxanne.Principal{UserID: c.Subject, Email: c.Email, SessionID: c.SessionID,
-		OrgID: c.OrgID(), OrgRole: c.OrgRole(), Role: c.Role}
+		OrgID: c.OrgID(), OrgRole: c.OrgRole(), Role: c.Role, AAL: c.AAL}
 	if c.Role != token.RoleServiceRole {
-		if err := a.cfg.State.CheckTokenState(ctx, c, external); err != nil {
+		st, err := a.cfg.State.CheckTokenState(ctx, c, external)
+		if err != nil {
 			return nil, err
 		}
+		p.OrgRequiresMFA = st.OrgRequiresMFA
 	}
 	expires := time.Unix(c.ExpiresAt, 0)
 	if limit := verifiedAt.Add(a.cfg.MaxTTL); limit.Before(expires) {

@@ -85,6 +85,12 @@ func (s *Server) apiFor(anyOrg bool, h func(http.ResponseWriter, *http.Request, 
 			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, voxanne.ReasonNoActiveOrg,
 				"the session has no active organization: create one, accept an invitation or switch to one")
 		}
+		// The routes that get a user an org (or another one) stay open: a
+		// member can still switch away from an org that requires MFA.
+		if p.NeedsMFA() && !anyOrg {
+			return voxanne.ReasonErrorf(voxanne.EFORBIDDEN, voxanne.ReasonMFARequired,
+				"this organization requires multi-factor authentication: verify a TOTP factor (aal2) and use the new session")
+		}
 		s.noteOrgSpoof(r, p)
 		return h(w, r, p)
 	})

@@ -29,10 +29,19 @@ const maxBody = 1 << 20
 // apiVersionHeader selects GoTrue's newer error format and is echoed back.
 const apiVersionHeader = "X-Supabase-Api-Version"
 
-// unprocessable are the auth error codes GoTrue answers with 422.
+// unprocessable are the auth error codes GoTrue answers with 422 (for
+// invalid input; a forbidden one keeps its 403).
 var unprocessable = map[string]bool{
 	voxanne.ReasonUserAlreadyExists: true, voxanne.ReasonWeakPassword: true,
 	voxanne.ReasonSignupDisabled: true, voxanne.ReasonEmailExists: true,
+	voxanne.ReasonInsufficientAAL: true, voxanne.ReasonMFAFactorNotFound: true,
+	voxanne.ReasonMFAVerificationFailed: true, voxanne.ReasonMFAChallengeExpired: true,
+	voxanne.ReasonMFAFactorNameConflict: true, voxanne.ReasonMFAIPAddressMismatch: true,
+	voxanne.ReasonTooManyEnrolledMFAFactors: true, voxanne.ReasonMFAPhoneEnrollDisabled: true,
+	voxanne.ReasonMFAWebAuthnEnrollDisabled: true, voxanne.ReasonOTPDisabled: true,
+	voxanne.ReasonPhoneExists: true, voxanne.ReasonAnonymousProviderDisabled: true,
+	voxanne.ReasonPhoneProviderDisabled: true, voxanne.ReasonWeb3ProviderDisabled: true,
+	voxanne.ReasonSingleIdentityNotDeletable: true,
 }
 
 // authStatus maps an error to GoTrue's status and error code.
@@ -42,7 +51,7 @@ func authStatus(err error) (int, string, string, map[string]any) {
 		return http.StatusInternalServerError, "unexpected_failure", "Unexpected failure", nil
 	}
 	status, code, msg := apiError(err)
-	if e.Reason != "" && unprocessable[e.Reason] {
+	if e.Code == voxanne.EINVALID && unprocessable[e.Reason] {
 		status = http.StatusUnprocessableEntity
 	}
 	if e.Code == voxanne.EINVALID && e.Reason == "" {
@@ -117,6 +126,7 @@ func (s *Server) registerAuth() {
 	s.authRoute("GET /auth/v1/admin/users/{id}", s.admin(s.handleAdminGetUser))
 	s.authRoute("PUT /auth/v1/admin/users/{id}", s.admin(s.handleAdminUpdateUser))
 	s.authRoute("DELETE /auth/v1/admin/users/{id}", s.admin(s.handleAdminDeleteUser))
+	s.registerMFA()
 	s.authRoute("/auth/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return s.noRoute(w, r, "no such auth endpoint")
 	})
@@ -300,7 +310,7 @@ func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, u)
+	return writeJSON(w, http.StatusOK, userWithAAL(u, p.AAL))
 }
 
 func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error {

@@ -1861,7 +1861,7 @@ func TestUnknownAuthEndpoint(t *testing.T) {
 	t.Parallel()
 	e := testenv.New(t, testenv.Options{})
 	expectAuthError(t, e, "GET", "/auth/v1/nope", nil, 404, "not_found")
-	expectAuthError(t, e, "POST", "/auth/v1/factors", map[string]any{}, 404, "not_found")
+	expectAuthError(t, e, "POST", "/auth/v1/passkeys", map[string]any{}, 404, "not_found")
 	// Versions before 2024-01-01 (or garbage) keep the legacy format and are not echoed.
 	for _, v := range []string{"2023-12-31", "latest"} {
 		r := request(t, e, "GET", "/auth/v1/nope", nil, apiVersionHeader, v)

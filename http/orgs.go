@@ -148,16 +148,36 @@ func (s *Server) handleGetOrg(w http.ResponseWriter, r *http.Request, p *voxanne
 	return writeJSON(w, http.StatusOK, o)
 }
 
+// handleRenameOrg changes the org: its name (admin) and whether it requires
+// MFA (owner).
 func (s *Server) handleRenameOrg(w http.ResponseWriter, r *http.Request, p *voxanne.Principal) error {
 	var in struct {
-		Name string `json:"name"`
+		Name       *string `json:"name"`
+		RequireMFA *bool   `json:"require_mfa"`
 	}
 	if err := decodeAPI(w, r, &in); err != nil {
 		return err
 	}
-	o, err := s.Orgs.RenameOrg(r.Context(), p, in.Name, s.clientIP(r))
-	if err != nil {
-		return err
+	if in.Name == nil && in.RequireMFA == nil {
+		return voxanne.Errorf(voxanne.EINVALID, "name or require_mfa is required")
+	}
+	if in.RequireMFA != nil && s.MFA == nil {
+		return voxanne.Errorf(voxanne.EINVALID, "require_mfa is not available on this server")
+	}
+	if in.RequireMFA != nil && !voxanne.AtLeast(p.OrgRole, voxanne.RoleOwner) {
+		return voxanne.Errorf(voxanne.EFORBIDDEN, "only an owner can change require_mfa")
+	}
+	var o *voxanne.Org
+	var err error
+	if in.Name != nil {
+		if o, err = s.Orgs.RenameOrg(r.Context(), p, *in.Name, s.clientIP(r)); err != nil {
+			return err
+		}
+	}
+	if in.RequireMFA != nil {
+		if o, err = s.MFA.SetRequireMFA(r.Context(), p, *in.RequireMFA, s.clientIP(r)); err != nil {
+			return err
+		}
 	}
 	return writeJSON(w, http.StatusOK, o)
 }

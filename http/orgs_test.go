@@ -819,7 +819,7 @@ func TestOrgGetAndRename(t *testing.T) {
 			r := orgRequest(t, e, s.AccessToken, "GET", "/api/org", nil)
 			orgExpect(t, r, http.StatusOK, "GET /api/org as "+s.User.Email)
 			o := r.JSON(t)
-			orgKeys(t, "org", o, "id", "name", "created_at", "updated_at")
+			orgKeys(t, "org", o, "id", "name", "require_mfa", "created_at", "updated_at")
 			if o["id"] != orgA || o["name"] != "Org owner@example.com" {
 				t.Errorf("GET /api/org = %v", o)
 			}

@@ -55,6 +55,8 @@ type Server struct {
 	// Auth serves /auth/v1 and authenticates /api requests.
 	Auth         voxanne.AuthService
 	AuthSettings AuthSettings
+	// MFA serves /auth/v1/factors; nil leaves the factors API out.
+	MFA voxanne.MFAService
 	// RateLimits of the auth endpoints; nil means DefaultRateLimits.
 	RateLimits *RateLimits
 	// ClientIPHeader names a trusted client-IP header set by a proxy ("": the

@@ -186,18 +186,36 @@ func resolveOrg(ctx context.Context, tx pgx.Tx, u *userRow, preferred string, fa
 	return orgID, role, nil
 }
 
+// sessionAuth is how a session was authenticated: its assurance level and
+// GoTrue's amr entries (newest first), as auth.sessions keeps them.
+type sessionAuth struct {
+	AAL string
+	AMR []token.AMREntry
+}
+
+// sessionAuthSQL reads a session's sessionAuth columns (alias s); sessions
+// made before migration 0015 have no amr and were password sign-ins.
+const sessionAuthSQL = `s.aal, ` + amrSQL
+
+// amrSQL is the amr of session s.
+const amrSQL = `coalesce(s.amr, jsonb_build_array(jsonb_build_object(
+	'method', 'password', 'timestamp', extract(epoch from s.created_at)::bigint)))`
+
 // accessToken signs the access token of a session.
-func (s *AuthService) accessToken(u *userRow, sessionID, orgID, orgRole string, authAt, now time.Time) (string, int64, error) {
+func (s *AuthService) accessToken(u *userRow, sessionID, orgID, orgRole string, sa sessionAuth, now time.Time) (string, int64, error) {
 	k := s.keys.Current()
 	exp := now.Add(s.cfg.JWTExp).Unix()
+	provider := "email"
+	if u.Email == "" {
+		provider = "phone"
+	}
 	c := &token.Claims{
 		Issuer: s.cfg.Issuer, Subject: u.ID, Audience: token.DefaultAudience,
-		ExpiresAt: exp, IssuedAt: now.Unix(), Email: u.Email, Phone: "",
-		Role: token.RoleAuthenticated, AAL: "aal1",
-		AMR:          []token.AMREntry{{Method: "password", Timestamp: authAt.Unix()}},
+		ExpiresAt: exp, IssuedAt: now.Unix(), Email: u.Email, Phone: u.Phone,
+		Role: token.RoleAuthenticated, AAL: sa.AAL, AMR: sa.AMR,
 		SessionID:    sessionID,
 		UserMetadata: u.UserMetadata,
-		AppMetadata:  token.AppMetadata{Provider: "email", Providers: []string{"email"}, OrgID: orgID, OrgRole: orgRole},
+		AppMetadata:  token.AppMetadata{Provider: provider, Providers: []string{provider}, OrgID: orgID, OrgRole: orgRole},
 	}
 	raw, err := token.Sign(k, c)
 	return raw, exp, err
@@ -209,16 +227,41 @@ func (s *AuthService) sessionResponse(u *userRow, access string, exp int64, refr
 		ExpiresAt: exp, RefreshToken: refresh, User: &user}
 }
 
-// newSession starts a session for u (in preferredOrg when still a member).
-func (s *AuthService) newSession(ctx context.Context, tx pgx.Tx, u *userRow, preferredOrg string, ci voxanne.ClientInfo) (*voxanne.Session, error) {
+// Authentication methods of a session (GoTrue's amr method names).
+const (
+	methodPassword = "password"
+	methodOTP      = "otp"
+	methodTOTP     = "totp"
+)
+
+// newSession starts an aal1 session for u, authenticated by method (in
+// preferredOrg when still a member).
+func (s *AuthService) newSession(ctx context.Context, tx pgx.Tx, u *userRow, preferredOrg string, ci voxanne.ClientInfo, method string) (*voxanne.Session, error) {
+	return s.startSession(ctx, tx, u, preferredOrg, ci, method, "")
+}
+
+// newSessionLike starts a session for u in org that keeps how the session
+// from was authenticated (its aal and amr): an org switch is no new sign-in.
+func (s *AuthService) newSessionLike(ctx context.Context, tx pgx.Tx, u *userRow, org string, ci voxanne.ClientInfo, from string) (*voxanne.Session, error) {
+	// A session that is not found (an external project's token has none)
+	// makes a plain password-strength session.
+	return s.startSession(ctx, tx, u, org, ci, methodPassword, from)
+}
+
+func (s *AuthService) startSession(ctx context.Context, tx pgx.Tx, u *userRow, preferredOrg string, ci voxanne.ClientInfo, method, from string) (*voxanne.Session, error) {
 	orgID, role, err := resolveOrg(ctx, tx, u, preferredOrg, true)
 	if err != nil {
 		return nil, err
 	}
 	var sessionID string
-	var created time.Time
-	err = tx.QueryRow(ctx, `insert into auth.sessions (user_id, org_id, user_agent, ip)
-		values ($1, nullif($2, '')::uuid, $3, $4) returning id, created_at`, u.ID, orgID, ci.UserAgent, ci.IP).Scan(&sessionID, &created)
+	var sa sessionAuth
+	err = tx.QueryRow(ctx, `insert into auth.sessions as s (user_id, org_id, user_agent, ip, aal, amr, factor_id)
+		select $1, nullif($2, '')::uuid, $3, $4, coalesce(f.aal, 'aal1'),
+			coalesce(f.amr, jsonb_build_array(jsonb_build_object('method', $5::text, 'timestamp', extract(epoch from now())::bigint))),
+			f.factor_id
+		from (select 1) one left join (select `+sessionAuthSQL+` as amr, s.factor_id
+			from auth.sessions s where s.id = nullif($6, '')::uuid and s.user_id = $1) f on true
+		returning `+sessionAuthSQL+`, s.id`, u.ID, orgID, ci.UserAgent, ci.IP, method, from).Scan(&sa.AAL, &sa.AMR, &sessionID)
 	if err != nil {
 		return nil, fmt.Errorf("create session: %w", err)
 	}
@@ -228,7 +271,7 @@ func (s *AuthService) newSession(ctx context.Context, tx pgx.Tx, u *userRow, pre
 		return nil, fmt.Errorf("create refresh token: %w", err)
 	}
 	now := s.now()
-	access, exp, err := s.accessToken(u, sessionID, orgID, role, created, now)
+	access, exp, err := s.accessToken(u, sessionID, orgID, role, sa, now)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +337,7 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 		}
 		now := s.now().UTC()
 		u.LastSignInAt = &now
-		sess, err = s.newSession(ctx, tx, u, "", ci)
+		sess, err = s.newSession(ctx, tx, u, "", ci, methodPassword)
 		return err
 	})
 	if err != nil {
@@ -362,7 +405,7 @@ func (s *AuthService) SignInWithPassword(ctx context.Context, emailIn, pw string
 		}
 		pref, _ := u.AppMetadata["org_id"].(string)
 		var err error
-		if sess, err = s.newSession(ctx, tx, u, pref, ci); err != nil {
+		if sess, err = s.newSession(ctx, tx, u, pref, ci, methodPassword); err != nil {
 			return err
 		}
 		if org, _ := u.AppMetadata["org_id"].(string); org != "" {
@@ -392,18 +435,19 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 	)
 	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
 		var (
-			tokenID             int64
-			sessionID, userID   string
-			spentAt, revokedAt  *time.Time
-			revokedReason, org  *string
-			secret              []byte
-			sessionCreated, now time.Time
+			tokenID            int64
+			sessionID, userID  string
+			spentAt, revokedAt *time.Time
+			revokedReason, org *string
+			secret             []byte
+			sa                 sessionAuth
+			now                time.Time
 		)
 		err := tx.QueryRow(ctx, `select rt.id, rt.session_id, rt.user_id, rt.spent_at, s.revoked_at, s.revoked_reason,
-			s.secret, s.org_id::text, s.created_at, now()
+			s.secret, s.org_id::text, `+sessionAuthSQL+`, now()
 			from auth.refresh_tokens rt join auth.sessions s on s.id = rt.session_id
 			where rt.token_hash = $1 for update of rt`, hashToken(refresh)).
-			Scan(&tokenID, &sessionID, &userID, &spentAt, &revokedAt, &revokedReason, &secret, &org, &sessionCreated, &now)
+			Scan(&tokenID, &sessionID, &userID, &spentAt, &revokedAt, &revokedReason, &secret, &org, &sa.AAL, &sa.AMR, &now)
 		if errors.Is(err, pgx.ErrNoRows) {
 			outcome = authErr(voxanne.EINVALID, voxanne.ReasonRefreshTokenNotFound, "Invalid Refresh Token: Refresh Token Not Found")
 			return nil
@@ -460,7 +504,7 @@ func (s *AuthService) Refresh(ctx context.Context, refresh string, ci voxanne.Cl
 			return err
 		}
 		t := s.now()
-		access, exp, err := s.accessToken(u, sessionID, orgID, role, sessionCreated, t)
+		access, exp, err := s.accessToken(u, sessionID, orgID, role, sa, t)
 		if err != nil {
 			return err
 		}
@@ -515,6 +559,9 @@ func (s *AuthService) User(ctx context.Context, id string) (*voxanne.User, error
 		return nil, authErr(voxanne.ENOTFOUND, voxanne.ReasonUserNotFound, "User not found")
 	} else if err != nil {
 		return nil, fmt.Errorf("get user: %w", err)
+	}
+	if u.Factors, err = factorsOf(ctx, s.db.auth, id); err != nil {
+		return nil, err
 	}
 	return &u.User, nil
 }
@@ -732,7 +779,8 @@ func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci vox
 			}
 		}
 		pref, _ := u.AppMetadata["org_id"].(string)
-		sess, err = s.newSession(ctx, tx, u, pref, ci)
+		// GoTrue's POST /verify issues every session with "otp".
+		sess, err = s.newSession(ctx, tx, u, pref, ci, methodOTP)
 		return err
 	})
 	if err != nil {

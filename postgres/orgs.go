@@ -31,6 +31,9 @@ var _ voxanne.OrgService = (*OrgStore)(nil)
 // sends invitation mails.
 func NewOrgStore(db *DB, auth *AuthService) *OrgStore { return &OrgStore{db: db, auth: auth} }
 
+// orgColumns are an Org's columns, in its field order.
+const orgColumns = `id, name, require_mfa, created_at, updated_at`
+
 func forbidden(msg string) error { return voxanne.Errorf(voxanne.EFORBIDDEN, "%s", msg) }
 
 // requireRole checks the principal's role in its org as the token says it; the
@@ -67,8 +70,8 @@ func (s *OrgStore) Audit(ctx context.Context, ev voxanne.AuditEvent) error {
 
 func (s *OrgStore) orgRow(ctx context.Context, tx pgx.Tx, p *voxanne.Principal) (*voxanne.Org, error) {
 	var o voxanne.Org
-	err := tx.QueryRow(ctx, `select id, name, created_at, updated_at from organizations where id = coalesce($1, id)`,
-		s.db.org(p)).Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt)
+	err := tx.QueryRow(ctx, `select `+orgColumns+` from organizations where id = coalesce($1, id)`,
+		s.db.org(p)).Scan(&o.ID, &o.Name, &o.RequireMFA, &o.CreatedAt, &o.UpdatedAt)
 	if err != nil {
 		return nil, mapError("get org", err)
 	}
@@ -184,7 +187,7 @@ func (s *OrgStore) RenameOrg(ctx context.Context, p *voxanne.Principal, name, ip
 			return err
 		}
 		if err := tx.QueryRow(ctx, `update organizations set name = $2, updated_at = now() where id = coalesce($1, id)
-			returning id, name, created_at, updated_at`, s.db.org(p), name).Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
+			returning `+orgColumns, s.db.org(p), name).Scan(&o.ID, &o.Name, &o.RequireMFA, &o.CreatedAt, &o.UpdatedAt); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: p.OrgID, ActorID: p.UserID, Action: voxanne.AuditOrgRenamed,
@@ -420,8 +423,8 @@ func (s *OrgStore) AcceptInvitation(ctx context.Context, p *voxanne.Principal, s
 			if _, err := tx.Exec(ctx, `update invitations set accepted_at = now(), accepted_by = $2 where id = $1`, invID, p.UserID); err != nil {
 				return err
 			}
-			if err := tx.QueryRow(ctx, `select id, name, created_at, updated_at from organizations where id = $1`, orgID).
-				Scan(&o.ID, &o.Name, &o.CreatedAt, &o.UpdatedAt); err != nil {
+			if err := tx.QueryRow(ctx, `select `+orgColumns+` from organizations where id = $1`, orgID).
+				Scan(&o.ID, &o.Name, &o.RequireMFA, &o.CreatedAt, &o.UpdatedAt); err != nil {
 				return err
 			}
 			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditMemberJoined,
@@ -451,7 +454,7 @@ func (s *OrgStore) SwitchOrg(ctx context.Context, p *voxanne.Principal, orgID st
 			if err != nil {
 				return err
 			}
-			if sess, err = s.auth.newSession(ctx, tx, u, orgID, ci); err != nil {
+			if sess, err = s.auth.newSessionLike(ctx, tx, u, orgID, ci, p.SessionID); err != nil {
 				return err
 			}
 			return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: orgID, ActorID: p.UserID, Action: voxanne.AuditOrgSwitched,

@@ -25,27 +25,29 @@ const revocationChannel = "voxanne_revocations"
 // active, and the user's role in the token's org must be the token's role.
 // Tokens of an external project have no local session; only the membership rule
 // applies to them.
-func (db *DB) CheckTokenState(ctx context.Context, c *token.Claims, external bool) error {
+func (db *DB) CheckTokenState(ctx context.Context, c *token.Claims, external bool) (auth.TokenState, error) {
 	var sessionActive *bool
 	var role *string
+	var st auth.TokenState
 	err := db.auth.QueryRow(ctx, `select
 		(select revoked_at is null from auth.sessions where id = $1::uuid and user_id = $2::uuid),
-		(select role from memberships where user_id = $2::uuid and org_id = nullif($3, '')::uuid)`,
-		nullIfEmpty(c.SessionID), c.Subject, c.OrgID()).Scan(&sessionActive, &role)
+		(select role from memberships where user_id = $2::uuid and org_id = nullif($3, '')::uuid),
+		coalesce((select require_mfa from organizations where id = nullif($3, '')::uuid), false)`,
+		nullIfEmpty(c.SessionID), c.Subject, c.OrgID()).Scan(&sessionActive, &role, &st.OrgRequiresMFA)
 	if err != nil {
 		var ve *voxanne.Error
 		if errors.As(mapError("", err), &ve) && ve.Code == voxanne.EINVALID {
-			return auth.ErrBadToken // ids in the claims that are not UUIDs
+			return st, auth.ErrBadToken // ids in the claims that are not UUIDs
 		}
-		return fmt.Errorf("check token state: %w", err)
+		return st, fmt.Errorf("check token state: %w", err)
 	}
 	if !external && (sessionActive == nil || !*sessionActive) {
-		return auth.ErrRevoked
+		return st, auth.ErrRevoked
 	}
 	if c.OrgID() != "" && (role == nil || *role != c.OrgRole()) {
-		return auth.ErrRevoked
+		return st, auth.ErrRevoked
 	}
-	return nil
+	return st, nil
 }
 
 func nullIfEmpty(s string) *string {

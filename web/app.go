@@ -157,6 +157,10 @@ func (h *Handler) signedInPage(needOrg bool, fn func(*req) error) http.HandlerFu
 			h.orgError(q)
 			return
 		}
+		if needOrg && q.p.NeedsMFA() && h.cfg.MFA != nil {
+			h.mfaGate(q)
+			return
+		}
 		if err := fn(q); err != nil {
 			h.fail(w, r, q, err)
 		}

@@ -84,6 +84,10 @@ func TestEveryDashboardRouteIsWalked(t *testing.T) {
 		"POST /account/logout-everywhere":      {path: "/account/logout-everywhere"},
 		"POST /orgs/switch":                    {path: "/orgs/switch", form: url.Values{"org": {w.owner.OrgID()}}, otherOrg: 403},
 		"POST /orgs":                           {path: "/orgs", form: url.Values{"name": {"Another"}}},
+		"GET /mfa":                             {path: "/mfa", member: 200},
+		"POST /mfa/enroll":                     {path: "/mfa/enroll", member: 200},
+		"POST /mfa/verify":                     {path: "/mfa/verify", form: url.Values{"factor_id": {"00000000-0000-4000-8000-000000000000"}, "code": {"000000"}}, member: 400},
+		"POST /settings/mfa":                   {path: "/settings/mfa", form: url.Values{"require_mfa": {"on"}}, member: 403},
 	}
 	routes := web.New(web.Config{}).Routes()
 	for _, r := range routes {

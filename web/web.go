@@ -60,6 +60,9 @@ type Config struct {
 	// Endpoints manages the org's own webhook endpoints on the settings
 	// page; nil shows the shared endpoints only.
 	Endpoints voxanne.WebhookEndpointService
+	// MFA runs two-factor authentication: the /mfa pages and the org's
+	// requirement (nil: neither is offered).
+	MFA voxanne.MFAService
 }
 
 // Handler serves the dashboard.
@@ -96,7 +99,7 @@ func New(cfg Config) *Handler {
 var dashboardRoots = map[string]bool{
 	"": true, "login": true, "signup": true, "logout": true, "forgot": true, "reset": true,
 	"invitations": true, "overview": true, "calls": true, "messages": true, "contacts": true,
-	"team": true, "settings": true, "audit": true, "account": true, "orgs": true, "static": true, "events": true,
+	"team": true, "settings": true, "audit": true, "account": true, "orgs": true, "static": true, "events": true, "mfa": true,
 	"favicon.ico": true,
 }
 
@@ -275,6 +278,11 @@ func (h *Handler) routes() {
 	// session's org is gone.
 	h.handle("POST /orgs/switch", h.anyOrg(h.switchOrg))
 	h.handle("POST /orgs", h.anyOrg(h.createOrg))
+	// Two-factor set-up and codes work before the org lets the session in.
+	h.handle("GET /mfa", h.anyOrg(h.withMFA(h.mfaShow)))
+	h.handle("POST /mfa/enroll", h.anyOrg(h.withMFA(h.mfaEnroll)))
+	h.handle("POST /mfa/verify", h.anyOrg(h.withMFA(h.mfaVerify)))
+	h.handle("POST /settings/mfa", h.app(h.withMFA(h.settingsMFA)))
 	h.handle("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := h.methods.Allowed(r); allow != "" {
 			w.Header().Set("Allow", allow)

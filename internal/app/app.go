@@ -80,6 +80,7 @@ type App struct {
 	Auth      *postgres.AuthService
 	Authn     *auth.Authenticator
 	Orgs      *postgres.OrgStore
+	MFA       *postgres.MFAStore
 	Voice     *postgres.VoiceStore
 	Endpoints *postgres.EndpointStore
 	Ingest    *postgres.IngestStore
@@ -141,6 +142,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 		Mailer: m, Logger: log, Verifier: v, Revoked: a.Authn.Apply,
 	})
 	a.Orgs = postgres.NewOrgStore(db, a.Auth)
+	a.MFA = postgres.NewMFAStore(a.Auth, cfg.KeyEncryptionKey)
 	a.Voice = postgres.NewVoiceStore(db)
 	a.Endpoints = postgres.NewEndpointStore(db, cfg.KeyEncryptionKey)
 	// Processing (jobs) works on the event store; processed events announce
@@ -179,6 +181,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 		RequestTimeout: cfg.RequestTimeout,
 		Pools:          db.PoolStats,
 		Auth:           a.Auth,
+		MFA:            a.MFA,
 		Authenticator:  a.Authn,
 		Orgs:           a.Orgs,
 		Voice:          a.Voice,
@@ -198,7 +201,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 	// live updates follow one LISTEN connection (Start).
 	a.Events = web.NewHub()
 	dash := web.New(web.Config{Events: a.Events, Endpoints: a.Endpoints, Auth: a.Auth, Authenticator: a.Authn,
-		Orgs: a.Orgs, Voice: a.Voice, PublicURL: cfg.PublicURL, Keys: web.SigningKeys(a.Keys.Current, a.Keys.Lookup),
+		Orgs: a.Orgs, MFA: a.MFA, Voice: a.Voice, PublicURL: cfg.PublicURL, Keys: web.SigningKeys(a.Keys.Current, a.Keys.Lookup),
 		Logger: log, SignInRate: web.Rate(signIn), DisableSignup: cfg.DisableSignup})
 	// The dashboard reads its client address from RemoteAddr, which the
 	// resolver sets from the trusted proxies' header.
