@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"time"
@@ -110,34 +111,179 @@ func (l *EventListener) session(ctx context.Context, cfg *pgx.ConnConfig) error 
 	}
 }
 
-// ContactNames returns the names of the caller's org's contacts among ids, for
-// the dashboard's lists (contacts without a name, and ids of other orgs, are
-// left out).
-func (s *VoiceStore) ContactNames(ctx context.Context, p *voxanne.Principal, ids []string) (map[string]string, error) {
-	out := map[string]string{}
-	var valid []string
-	for _, id := range ids {
-		if u, err := uuid.Parse(id); err == nil {
-			valid = append(valid, u.String())
-		}
+// The dashboard's reads: each gathers what one page shows in one tenant
+// transaction, with the statements sent together where one does not need
+// another's answer, so that a page costs one transaction and few round trips.
+
+// Statements of the team and audit pages ($1 is the org filter), as Members,
+// Invitations and AuditLog read them.
+const (
+	memberOrder      = ` order by m.created_at, m.user_id`
+	invitationSelect = `select id::text, email, role, created_at, expires_at, '' from invitations
+		where org_id = coalesce($1, org_id) and accepted_at is null and expires_at > now() order by created_at desc`
+	auditPageSQL = `select ` + auditColumns + ` from audit_log
+		where org_id = coalesce($1, org_id) and ($2 = 0 or seq < $2) and ($3 = '' or action = $3)
+		order by seq desc limit $4`
+)
+
+// listedCalls are the calls as the dashboard's lists show them: the fields a
+// row shows (ID, Status, FromNumber, ContactID, StartedAt, DurationSeconds,
+// EndedReason, CostUSD, the first 300 characters of Summary) and CreatedAt,
+// the list's order, with the name of the call's contact; the other fields
+// stay empty. Fewer columns are less for the database to send and for the
+// server to decode.
+var listedCalls = callShape{
+	columns: `id::text, status, from_number, contact_id::text, started_at, duration_seconds, ended_reason, cost_usd::float8,
+		left(summary, 300), created_at` + contactNameColumn("calls"),
+	targets: func(c *namedRow[voxanne.Call]) []any {
+		return []any{&c.item.ID, &c.item.Status, &c.item.FromNumber, &c.item.ContactID, &c.item.StartedAt, &c.item.DurationSeconds,
+			&c.item.EndedReason, &c.item.CostUSD, &c.item.Summary, &c.item.CreatedAt, &c.name}
+	},
+}
+
+// batchRows collects the rows of a batch's next statement.
+func batchRows[T any](br pgx.BatchResults, scan pgx.RowToFunc[T]) ([]T, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
 	}
-	if len(valid) == 0 {
-		return out, nil
+	return pgx.CollectRows(rows, scan)
+}
+
+// ListCallsNamed is ListCalls with the names of the calls' contacts (contact
+// id to name; contacts without a name are left out), read by the same
+// statement, and only the fields the dashboard's lists show (listedCalls).
+func (s *VoiceStore) ListCallsNamed(ctx context.Context, p *voxanne.Principal, f voxanne.CallFilter, pg voxanne.Page) ([]voxanne.Call, map[string]string, string, error) {
+	return s.listCalls(ctx, p, f, pg, listedCalls)
+}
+
+// ListMessagesNamed is ListMessages with the names of the messages' contacts,
+// read by the same statement.
+func (s *VoiceStore) ListMessagesNamed(ctx context.Context, p *voxanne.Principal, contactID string, pg voxanne.Page) ([]voxanne.Message, map[string]string, string, error) {
+	return s.listMessages(ctx, p, contactID, pg, true)
+}
+
+// Overview is the overview page's data: the org's figures for [from, to] and
+// for [today, to] (today must not be before from), and its latest calls with
+// their contacts' names (as ListCallsNamed reads them). One pass over the period's calls and messages
+// answers both sets of figures.
+func (s *VoiceStore) Overview(ctx context.Context, p *voxanne.Principal, from, today, to time.Time, latest int) (period, day *voxanne.Stats, calls []voxanne.Call, names map[string]string, err error) {
+	if from.After(today) || today.After(to) {
+		return nil, nil, nil, nil, voxanne.Errorf(voxanne.EINVALID, "the periods are out of order")
 	}
-	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select id::text, name from contacts
-			where org_id = coalesce($1, org_id) and id = any($2::uuid[]) and coalesce(name, '') <> ''`, s.db.org(p), valid)
+	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		s.queueStats(b, p, from, to)
+		sql, args := s.callsQuery(p, voxanne.CallFilter{}, nil, latest, listedCalls)
+		b.Queue(sql, args...)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		days, err := readStats(br)
 		if err != nil {
 			return err
 		}
-		var id, name string
-		_, err = pgx.ForEachRow(rows, []any{&id, &name}, func() error { out[id] = name; return nil })
-		return err
+		period, day = days.since(time.Time{}), days.since(today)
+		named, err := batchRows(br, listedCalls.scan)
+		if err != nil {
+			return err
+		}
+		named = named[:min(len(named), latest)]
+		calls, names = unname(named), namesOf(named, func(c voxanne.Call) *string { return c.ContactID })
+		return br.Close()
 	})
 	if err != nil {
-		return nil, mapError("contact names", err)
+		return nil, nil, nil, nil, mapError("overview", err)
 	}
-	return out, nil
+	return period, day, calls, names, nil
+}
+
+// CallWithContact is the call page's data: one of the org's calls with its
+// transcript and analysis, and the caller's contact with their latest calls
+// and messages (nil without a contact). The read is audited in the same
+// transaction, as Call's is; the audit entry is written last, so that the
+// org's audit chain is locked only until the commit.
+func (s *VoiceStore) CallWithContact(ctx context.Context, p *voxanne.Principal, id, ip string) (*voxanne.CallDetail, *voxanne.ContactDetail, error) {
+	var c voxanne.CallDetail
+	var ct *voxanne.ContactDetail
+	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(callDetailSQL, s.db.org(p), id)
+		s.queueContact(b, p, `(select contact_id from calls where org_id = coalesce($1, org_id) and id = $2)`, id)
+		br := tx.SendBatch(ctx, b)
+		err := br.QueryRow().Scan(callDetailTargets(&c)...)
+		if errors.Is(err, pgx.ErrNoRows) {
+			br.Close()
+			return voxanne.Errorf(voxanne.ENOTFOUND, "no such call")
+		} else if err != nil {
+			br.Close()
+			return err
+		}
+		if ct, err = readContact(br); err != nil {
+			return err
+		}
+		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: p.OrgID, ActorID: p.UserID, Action: voxanne.AuditTranscriptRead,
+			TargetType: "call", TargetID: c.ID, IP: ip})
+	})
+	if err != nil {
+		return nil, nil, mapError("get call", err)
+	}
+	return &c, ct, nil
+}
+
+// Team is the team page's data: the org's members and, for admins, its open
+// invitations.
+func (s *OrgStore) Team(ctx context.Context, p *voxanne.Principal) (members []voxanne.Member, invitations []voxanne.Invitation, err error) {
+	admin := voxanne.AtLeast(p.OrgRole, voxanne.RoleAdmin)
+	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(memberSelect+memberOrder, s.db.org(p))
+		if admin {
+			b.Queue(invitationSelect, s.db.org(p))
+		}
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		var err error
+		if members, err = batchRows(br, pgx.RowToStructByPos[voxanne.Member]); err != nil {
+			return err
+		}
+		if admin {
+			if invitations, err = batchRows(br, pgx.RowToStructByPos[voxanne.Invitation]); err != nil {
+				return err
+			}
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, nil, mapError("team", err)
+	}
+	return members, invitations, nil
+}
+
+// AuditPage is the audit page's data (admin): a page of the org's audit log,
+// as AuditLog reads it, and the org's members, who name the entries' actors.
+func (s *OrgStore) AuditPage(ctx context.Context, p *voxanne.Principal, limit int, before int64, action string) (entries []voxanne.AuditEntry, members []voxanne.Member, err error) {
+	if err := requireRole(p, voxanne.RoleAdmin); err != nil {
+		return nil, nil, err
+	}
+	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(auditPageSQL, s.db.org(p), before, action, limit)
+		b.Queue(memberSelect+memberOrder, s.db.org(p))
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		var err error
+		if entries, err = batchRows(br, scanAudit); err != nil {
+			return err
+		}
+		if members, err = batchRows(br, pgx.RowToStructByPos[voxanne.Member]); err != nil {
+			return err
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return nil, nil, mapError("audit log", err)
+	}
+	return entries, members, nil
 }
 
 // SearchContacts lists the caller's org's contacts whose name, number or email

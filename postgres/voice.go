@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,13 +131,13 @@ func (q *listQuery) page(limit int) string {
 }
 
 // trimPage cuts a fetched page to limit and returns the cursor of its last
-// item when there are more.
-func trimPage[T any](items []T, ats []time.Time, ids func(T) string, limit int) ([]T, string) {
+// item (its position: created_at and id) when there are more.
+func trimPage[T any](items []T, position func(T) (time.Time, string), limit int) ([]T, string) {
 	if len(items) <= limit {
 		return items, ""
 	}
 	items = items[:limit]
-	return items, encodeKeyset(ats[limit-1], ids(items[limit-1]))
+	return items, encodeKeyset(position(items[limit-1]))
 }
 
 const callColumns = `id::text, provider_call_id, direction, status, from_number, to_number, contact_id::text,
@@ -158,10 +159,14 @@ func scanCall(row pgx.CollectableRow) (voxanne.Call, error) {
 const messageColumns = `id::text, provider_message_id, direction, from_number, to_number, body, status, media,
 	contact_id::text, created_at, updated_at`
 
+func messageTargets(m *voxanne.Message) []any {
+	return []any{&m.ID, &m.ProviderMessageID, &m.Direction, &m.FromNumber, &m.ToNumber, &m.Body, &m.Status, &m.Media,
+		&m.ContactID, &m.CreatedAt, &m.UpdatedAt}
+}
+
 func scanMessage(row pgx.CollectableRow) (voxanne.Message, error) {
 	var m voxanne.Message
-	err := row.Scan(&m.ID, &m.ProviderMessageID, &m.Direction, &m.FromNumber, &m.ToNumber, &m.Body, &m.Status, &m.Media,
-		&m.ContactID, &m.CreatedAt, &m.UpdatedAt)
+	err := row.Scan(messageTargets(&m)...)
 	if m.Media == nil {
 		m.Media = []voxanne.Media{}
 	}
@@ -199,11 +204,56 @@ func scanPhone(row pgx.CollectableRow) (voxanne.PhoneNumber, error) {
 // created_at within [From, To] (both inclusive), and Q as a web-search-style
 // full-text query over summary and transcript.
 func (s *VoiceStore) ListCalls(ctx context.Context, p *voxanne.Principal, f voxanne.CallFilter, pg voxanne.Page) ([]voxanne.Call, string, error) {
-	k, err := decodeKeyset(pg.Cursor)
-	if err != nil {
-		return nil, "", err
+	calls, _, next, err := s.listCalls(ctx, p, f, pg, apiCalls)
+	return calls, next, err
+}
+
+// contactNameColumn is a list's extra column with the name of each row's
+// contact: the contact of the row's own org (row-level security confines it
+// too).
+func contactNameColumn(table string) string {
+	return `, (select ct.name from contacts ct where ct.org_id = ` + table + `.org_id and ct.id = ` + table + `.contact_id)`
+}
+
+// namedRow is a list row with its contact's name.
+type namedRow[T any] struct {
+	item T
+	name *string
+}
+
+// unname returns the items of rows.
+func unname[T any](rows []namedRow[T]) []T {
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = r.item
 	}
-	limit := pageLimit(pg)
+	return out
+}
+
+// namesOf maps the contact ids of rows to their contacts' names (named rows
+// only; contacts without a name are left out).
+func namesOf[T any](rows []namedRow[T], contact func(T) *string) map[string]string {
+	out := map[string]string{}
+	for _, r := range rows {
+		if id := contact(r.item); id != nil && r.name != nil && *r.name != "" {
+			out[*id] = *r.name
+		}
+	}
+	return out
+}
+
+// callShape is what a calls list reads of each call: its columns and where
+// they are scanned to.
+type callShape struct {
+	columns string
+	targets func(c *namedRow[voxanne.Call]) []any
+}
+
+// apiCalls are the calls as the API lists them: every column of a Call.
+var apiCalls = callShape{columns: callColumns, targets: func(c *namedRow[voxanne.Call]) []any { return callTargets(&c.item) }}
+
+// callsQuery is the statement of one page of a calls list (see ListCalls).
+func (s *VoiceStore) callsQuery(p *voxanne.Principal, f voxanne.CallFilter, k *keyset, limit int, shape callShape) (string, []any) {
 	q := s.newQuery(p)
 	if f.Status != "" {
 		q.where("status = " + q.arg(f.Status))
@@ -219,24 +269,46 @@ func (s *VoiceStore) ListCalls(ctx context.Context, p *voxanne.Principal, f voxa
 		q.where("search @@ websearch_to_tsquery('english', " + q.arg(f.Q) + ")")
 	}
 	q.after(k)
-	var calls []voxanne.Call
+	return `select ` + shape.columns + ` from calls` + q.page(limit), q.args
+}
+
+// scan scans a row of callsQuery.
+func (shape callShape) scan(row pgx.CollectableRow) (namedRow[voxanne.Call], error) {
+	var c namedRow[voxanne.Call]
+	return c, row.Scan(shape.targets(&c)...)
+}
+
+// listCalls is ListCalls with the columns of shape, and the names of the
+// calls' contacts when shape reads them.
+func (s *VoiceStore) listCalls(ctx context.Context, p *voxanne.Principal, f voxanne.CallFilter, pg voxanne.Page, shape callShape) ([]voxanne.Call, map[string]string, string, error) {
+	k, err := decodeKeyset(pg.Cursor)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	limit := pageLimit(pg)
+	sql, args := s.callsQuery(p, f, k, limit, shape)
+	var rows []namedRow[voxanne.Call]
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select `+callColumns+` from calls`+q.page(limit), q.args...)
-		if err != nil {
-			return err
+		r, err := tx.Query(ctx, sql, args...)
+		if err == nil {
+			rows, err = pgx.CollectRows(r, shape.scan)
 		}
-		calls, err = pgx.CollectRows(rows, scanCall)
 		return err
 	})
 	if err != nil {
-		return nil, "", mapError("list calls", err)
+		return nil, nil, "", mapError("list calls", err)
 	}
-	ats := make([]time.Time, len(calls))
-	for i, c := range calls {
-		ats[i] = c.CreatedAt
-	}
-	calls, next := trimPage(calls, ats, func(c voxanne.Call) string { return c.ID }, limit)
-	return calls, next, nil
+	rows, next := trimPage(rows, func(r namedRow[voxanne.Call]) (time.Time, string) { return r.item.CreatedAt, r.item.ID }, limit)
+	return unname(rows), namesOf(rows, func(c voxanne.Call) *string { return c.ContactID }), next, nil
+}
+
+// callDetailSQL reads one of the org's calls ($1 the org filter, $2 its id)
+// with its transcript and analysis.
+const callDetailSQL = `select ` + callColumns + `, transcript, messages, structured_data, recording_url
+	from calls where org_id = coalesce($1, org_id) and id = $2`
+
+func callDetailTargets(c *voxanne.CallDetail) []any {
+	return append(callTargets(&c.Call), &c.Transcript, &c.Messages, &c.StructuredData, &c.RecordingURL)
 }
 
 // Call returns one of the org's calls with its transcript and analysis, and
@@ -245,9 +317,7 @@ func (s *VoiceStore) ListCalls(ctx context.Context, p *voxanne.Principal, f voxa
 func (s *VoiceStore) Call(ctx context.Context, p *voxanne.Principal, id, ip string) (*voxanne.CallDetail, error) {
 	var c voxanne.CallDetail
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		targets := append(callTargets(&c.Call), &c.Transcript, &c.Messages, &c.StructuredData, &c.RecordingURL)
-		err := tx.QueryRow(ctx, `select `+callColumns+`, transcript, messages, structured_data, recording_url
-			from calls where org_id = coalesce($1, org_id) and id = $2`, s.db.org(p), id).Scan(targets...)
+		err := tx.QueryRow(ctx, callDetailSQL, s.db.org(p), id).Scan(callDetailTargets(&c)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return voxanne.Errorf(voxanne.ENOTFOUND, "no such call")
 		} else if err != nil {
@@ -265,37 +335,55 @@ func (s *VoiceStore) Call(ctx context.Context, p *voxanne.Principal, id, ip stri
 // ListMessages lists the org's SMS messages, newest first, optionally only
 // those of one contact.
 func (s *VoiceStore) ListMessages(ctx context.Context, p *voxanne.Principal, contactID string, pg voxanne.Page) ([]voxanne.Message, string, error) {
+	msgs, _, next, err := s.listMessages(ctx, p, contactID, pg, false)
+	return msgs, next, err
+}
+
+// listMessages is ListMessages, and with named also the names of the
+// messages' contacts, read by the same statement.
+func (s *VoiceStore) listMessages(ctx context.Context, p *voxanne.Principal, contactID string, pg voxanne.Page, named bool) ([]voxanne.Message, map[string]string, string, error) {
 	k, err := decodeKeyset(pg.Cursor)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	limit := pageLimit(pg)
 	q := s.newQuery(p)
 	if contactID != "" {
 		if _, err := uuid.Parse(contactID); err != nil {
-			return nil, "", voxanne.Errorf(voxanne.EINVALID, "contact_id must be a UUID")
+			return nil, nil, "", voxanne.Errorf(voxanne.EINVALID, "contact_id must be a UUID")
 		}
 		q.where("contact_id = " + q.arg(contactID) + "::uuid")
 	}
 	q.after(k)
-	var msgs []voxanne.Message
+	cols := messageColumns
+	if named {
+		cols += contactNameColumn("messages")
+	}
+	var rows []namedRow[voxanne.Message]
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select `+messageColumns+` from messages`+q.page(limit), q.args...)
+		r, err := tx.Query(ctx, `select `+cols+` from messages`+q.page(limit), q.args...)
 		if err != nil {
 			return err
 		}
-		msgs, err = pgx.CollectRows(rows, scanMessage)
+		rows, err = pgx.CollectRows(r, func(row pgx.CollectableRow) (namedRow[voxanne.Message], error) {
+			var m namedRow[voxanne.Message]
+			targets := messageTargets(&m.item)
+			if named {
+				targets = append(targets, &m.name)
+			}
+			err := row.Scan(targets...)
+			if m.item.Media == nil {
+				m.item.Media = []voxanne.Media{}
+			}
+			return m, err
+		})
 		return err
 	})
 	if err != nil {
-		return nil, "", mapError("list messages", err)
+		return nil, nil, "", mapError("list messages", err)
 	}
-	ats := make([]time.Time, len(msgs))
-	for i, m := range msgs {
-		ats[i] = m.CreatedAt
-	}
-	msgs, next := trimPage(msgs, ats, func(m voxanne.Message) string { return m.ID }, limit)
-	return msgs, next, nil
+	rows, next := trimPage(rows, func(r namedRow[voxanne.Message]) (time.Time, string) { return r.item.CreatedAt, r.item.ID }, limit)
+	return unname(rows), namesOf(rows, func(m voxanne.Message) *string { return m.ContactID }), next, nil
 }
 
 // ListContacts lists the org's contacts, newest first by when they were
@@ -330,11 +418,7 @@ func (s *VoiceStore) listContacts(ctx context.Context, p *voxanne.Principal, sea
 	if err != nil {
 		return nil, "", mapError("list contacts", err)
 	}
-	ats := make([]time.Time, len(rows))
-	for i, c := range rows {
-		ats[i] = c.createdAt
-	}
-	rows, next := trimPage(rows, ats, func(c contactRow) string { return c.ID }, limit)
+	rows, next := trimPage(rows, func(c contactRow) (time.Time, string) { return c.createdAt, c.ID }, limit)
 	out := make([]voxanne.Contact, len(rows))
 	for i, c := range rows {
 		out[i] = c.Contact
@@ -345,35 +429,64 @@ func (s *VoiceStore) listContacts(ctx context.Context, p *voxanne.Principal, sea
 // Contact returns one of the org's contacts with their latest calls and
 // messages.
 func (s *VoiceStore) Contact(ctx context.Context, p *voxanne.Principal, id string) (*voxanne.ContactDetail, error) {
-	d := voxanne.ContactDetail{RecentCalls: []voxanne.Call{}, RecentMessages: []voxanne.Message{}}
+	var d *voxanne.ContactDetail
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `select `+contactColumns+` from contacts where org_id = coalesce($1, org_id) and id = $2`,
-			s.db.org(p), id).Scan(contactTargets(&d.Contact)...)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return voxanne.Errorf(voxanne.ENOTFOUND, "no such contact")
-		} else if err != nil {
-			return err
+		b := &pgx.Batch{}
+		s.queueContact(b, p, "$2", id)
+		var err error
+		d, err = readContact(tx.SendBatch(ctx, b))
+		if err == nil && d == nil {
+			err = voxanne.Errorf(voxanne.ENOTFOUND, "no such contact")
 		}
-		rows, err := tx.Query(ctx, `select `+callColumns+` from calls where org_id = coalesce($1, org_id) and contact_id = $2
-			order by created_at desc, id desc limit $3`, s.db.org(p), id, voiceRecentItems)
-		if err != nil {
-			return err
-		}
-		if d.RecentCalls, err = pgx.AppendRows(d.RecentCalls, rows, scanCall); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `select `+messageColumns+` from messages where org_id = coalesce($1, org_id) and contact_id = $2
-			order by created_at desc, id desc limit $3`, s.db.org(p), id, voiceRecentItems)
-		if err != nil {
-			return err
-		}
-		d.RecentMessages, err = pgx.AppendRows(d.RecentMessages, rows, scanMessage)
 		return err
 	})
 	if err != nil {
 		return nil, mapError("get contact", err)
 	}
-	return &d, nil
+	return d, nil
+}
+
+// queueContact queues the reads of a contact's detail: the contact whose id
+// the SQL expression idExpr gives ($1 is the org filter, $2 the one argument
+// idExpr may use), then their latest calls and messages.
+func (s *VoiceStore) queueContact(b *pgx.Batch, p *voxanne.Principal, idExpr string, arg any) {
+	org := s.db.org(p)
+	b.Queue(`select `+contactColumns+` from contacts where org_id = coalesce($1, org_id) and id = `+idExpr, org, arg)
+	b.Queue(`select `+callColumns+` from calls where org_id = coalesce($1, org_id) and contact_id = `+idExpr+`
+		order by created_at desc, id desc limit $3`, org, arg, voiceRecentItems)
+	b.Queue(`select `+messageColumns+` from messages where org_id = coalesce($1, org_id) and contact_id = `+idExpr+`
+		order by created_at desc, id desc limit $3`, org, arg, voiceRecentItems)
+}
+
+// readContact reads the results of queueContact and closes br; the detail is
+// nil when there is no such contact.
+func readContact(br pgx.BatchResults) (d *voxanne.ContactDetail, err error) {
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	c := voxanne.ContactDetail{RecentCalls: []voxanne.Call{}, RecentMessages: []voxanne.Message{}}
+	err = br.QueryRow().Scan(contactTargets(&c.Contact)...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	if c.RecentCalls, err = pgx.AppendRows(c.RecentCalls, rows, scanCall); err != nil {
+		return nil, err
+	}
+	if rows, err = br.Query(); err != nil {
+		return nil, err
+	}
+	if c.RecentMessages, err = pgx.AppendRows(c.RecentMessages, rows, scanMessage); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }
 
 // contactUpdate checks and normalizes an update: an empty name or email
@@ -458,43 +571,119 @@ func (s *VoiceStore) Stats(ctx context.Context, p *voxanne.Principal, from, to *
 	if start.After(end) {
 		return nil, voxanne.Errorf(voxanne.EINVALID, "from must not be after to")
 	}
-	st := voxanne.Stats{ByDay: []voxanne.DayCount{}, ByOutcome: map[string]int{}}
+	var st *voxanne.Stats
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		const period = `org_id = coalesce($1, org_id) and created_at >= $2 and created_at <= $3`
-		org := s.db.org(p)
-		if err := tx.QueryRow(ctx, `select count(*), count(*) filter (where started_at is not null),
-				coalesce(avg(duration_seconds), 0)
-			from calls where `+period, org, start, end).Scan(&st.Calls, &st.Answered, &st.AvgDurationSeconds); err != nil {
-			return err
+		b := &pgx.Batch{}
+		s.queueStats(b, p, start, end)
+		br := tx.SendBatch(ctx, b)
+		days, err := readStats(br)
+		if cerr := br.Close(); err == nil {
+			err = cerr
 		}
-		rows, err := tx.Query(ctx, `select to_char((created_at at time zone 'UTC')::date, 'YYYY-MM-DD') as day, count(*)::int
-			from calls where `+period+` group by day order by day`, org, start, end)
-		if err != nil {
-			return err
-		}
-		if st.ByDay, err = pgx.AppendRows(st.ByDay, rows, pgx.RowToStructByPos[voxanne.DayCount]); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `select ended_reason, count(*)::int from calls
-			where `+period+` and ended_reason is not null group by ended_reason`, org, start, end)
-		if err != nil {
-			return err
-		}
-		var reason string
-		var n int
-		if _, err := pgx.ForEachRow(rows, []any{&reason, &n}, func() error {
-			st.ByOutcome[reason] = n
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `select count(*) filter (where direction = 'inbound'), count(*) filter (where direction = 'outbound')
-			from messages where `+period, org, start, end).Scan(&st.MessagesIn, &st.MessagesOut)
+		st = days.since(time.Time{})
+		return err
 	})
 	if err != nil {
 		return nil, mapError("stats", err)
 	}
-	return &st, nil
+	return st, nil
+}
+
+// statDays are an org's calls and messages of a period counted per UTC day
+// (and per call outcome): one pass over each table answers the period's
+// figures and those of any day range within it.
+type statDays struct {
+	calls    []callDay
+	messages []messageDay
+}
+
+type callDay struct {
+	day      time.Time
+	outcome  *string
+	calls    int
+	answered int
+	// seconds sums the durations of the timed calls.
+	seconds float64
+	timed   int
+}
+
+type messageDay struct {
+	day     time.Time
+	in, out int
+}
+
+// queueStats queues the two statements of statDays for [start, end].
+func (s *VoiceStore) queueStats(b *pgx.Batch, p *voxanne.Principal, start, end time.Time) {
+	const period = ` where org_id = coalesce($1, org_id) and created_at >= $2 and created_at <= $3 group by 1`
+	org := s.db.org(p)
+	b.Queue(`select (created_at at time zone 'UTC')::date, ended_reason, count(*)::int, count(started_at)::int,
+			coalesce(sum(duration_seconds), 0)::float8, count(duration_seconds)::int
+		from calls`+period+`, 2`, org, start, end)
+	b.Queue(`select (created_at at time zone 'UTC')::date, count(*) filter (where direction = 'inbound')::int,
+			count(*) filter (where direction = 'outbound')::int
+		from messages`+period, org, start, end)
+}
+
+// readStats reads the results of queueStats.
+func readStats(br pgx.BatchResults) (statDays, error) {
+	var d statDays
+	rows, err := br.Query()
+	if err != nil {
+		return d, err
+	}
+	var c callDay
+	if _, err := pgx.ForEachRow(rows, []any{&c.day, &c.outcome, &c.calls, &c.answered, &c.seconds, &c.timed}, func() error {
+		d.calls = append(d.calls, c)
+		return nil
+	}); err != nil {
+		return d, err
+	}
+	if rows, err = br.Query(); err != nil {
+		return d, err
+	}
+	var m messageDay
+	_, err = pgx.ForEachRow(rows, []any{&m.day, &m.in, &m.out}, func() error {
+		d.messages = append(d.messages, m)
+		return nil
+	})
+	return d, err
+}
+
+// since returns the figures of the days from the UTC day of t on (all of them
+// for the zero time).
+func (d statDays) since(t time.Time) *voxanne.Stats {
+	first := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	st := &voxanne.Stats{ByDay: []voxanne.DayCount{}, ByOutcome: map[string]int{}}
+	perDay := map[time.Time]int{}
+	var seconds float64
+	var timed int
+	for _, c := range d.calls {
+		if c.day.Before(first) {
+			continue
+		}
+		st.Calls += c.calls
+		st.Answered += c.answered
+		seconds += c.seconds
+		timed += c.timed
+		perDay[c.day] += c.calls
+		if c.outcome != nil {
+			st.ByOutcome[*c.outcome] += c.calls
+		}
+	}
+	if timed > 0 {
+		st.AvgDurationSeconds = seconds / float64(timed)
+	}
+	for day, n := range perDay {
+		st.ByDay = append(st.ByDay, voxanne.DayCount{Date: day.Format(time.DateOnly), Calls: n})
+	}
+	slices.SortFunc(st.ByDay, func(a, b voxanne.DayCount) int { return strings.Compare(a.Date, b.Date) })
+	for _, m := range d.messages {
+		if !m.day.Before(first) {
+			st.MessagesIn += m.in
+			st.MessagesOut += m.out
+		}
+	}
+	return st
 }
 
 // PhoneNumbers lists the org's registered numbers, newest first (any role).

@@ -1,8 +1,8 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
+	"html/template"
 	"net/http"
 	"regexp"
 	"sort"
@@ -17,31 +17,6 @@ import (
 
 // pageSize is the number of rows per list page.
 const pageSize = 50
-
-// contactNamer is implemented by voice services that can name contacts in
-// bulk (postgres.VoiceStore); without it, lists show numbers only.
-type contactNamer interface {
-	ContactNames(ctx context.Context, p *voxanne.Principal, ids []string) (map[string]string, error)
-}
-
-// names returns the names of the contacts ids point to, read through the
-// tenant path.
-func (h *Handler) names(q *req, ids []*string) (map[string]string, error) {
-	n, ok := h.cfg.Voice.(contactNamer)
-	if !ok {
-		return nil, nil
-	}
-	var list []string
-	for _, id := range ids {
-		if id != nil {
-			list = append(list, *id)
-		}
-	}
-	if len(list) == 0 {
-		return nil, nil
-	}
-	return n.ContactNames(q.r.Context(), q.p, list)
-}
 
 // validID returns the canonical form of a UUID path value, or a not-found
 // error: an id that is not a UUID names nothing.
@@ -99,8 +74,7 @@ type overviewData struct {
 	Period    *voxanne.Stats
 	DayChart  chart
 	Outcomes  []outcome
-	Recent    []voxanne.Call
-	Names     map[string]string
+	Recent    template.HTML
 	PeriodOps []int
 }
 
@@ -121,21 +95,12 @@ func (h *Handler) overview(q *req) error {
 	now := time.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	from := today.AddDate(0, 0, -(days - 1))
-	ctx := q.r.Context()
-	st, err := h.cfg.Voice.Stats(ctx, q.p, &from, &now)
+	st, td, recent, names, err := h.cfg.Voice.Overview(q.r.Context(), q.p, from, today, now, 5)
 	if err != nil {
 		return err
 	}
-	td, err := h.cfg.Voice.Stats(ctx, q.p, &today, &now)
-	if err != nil {
-		return err
-	}
-	recent, _, err := h.cfg.Voice.ListCalls(ctx, q.p, voxanne.CallFilter{}, voxanne.Page{Limit: 5})
-	if err != nil {
-		return err
-	}
-	d := overviewData{Days: days, Today: td, Period: st, Recent: recent, PeriodOps: []int{7, 30, 90}}
-	if d.Names, err = h.names(q, callContacts(recent)); err != nil {
+	d := overviewData{Days: days, Today: td, Period: st, PeriodOps: []int{7, 30, 90}}
+	if d.Recent, err = renderRows(h.pages, q.p.OrgID, "overview", "recentrow", callRows(recent, names)); err != nil {
 		return err
 	}
 	d.DayChart = dayChart(st.ByDay, from, days)
@@ -159,8 +124,8 @@ func (h *Handler) overview(q *req) error {
 // Calls.
 
 type callsData struct {
-	Calls  []voxanne.Call
-	Names  map[string]string
+	// Calls are the rendered rows.
+	Calls  template.HTML
 	Q      string
 	Status string
 	From   string
@@ -170,14 +135,6 @@ type callsData struct {
 	// Filtered tells an empty page "no match" from "no calls yet".
 	Filtered bool
 	Statuses []string
-}
-
-func callContacts(calls []voxanne.Call) []*string {
-	ids := make([]*string, len(calls))
-	for i := range calls {
-		ids[i] = calls[i].ContactID
-	}
-	return ids
 }
 
 var callStatuses = []string{"queued", "ringing", "in-progress", "forwarding", "ended"}
@@ -197,10 +154,12 @@ func (h *Handler) calls(q *req) error {
 	status := http.StatusOK
 	if err == nil {
 		var next string
-		d.Calls, next, err = h.cfg.Voice.ListCalls(q.r.Context(), q.p, f, voxanne.Page{Limit: pageSize, Cursor: v.Get("cursor")})
+		var calls []voxanne.Call
+		var names map[string]string
+		calls, names, next, err = h.cfg.Voice.ListCallsNamed(q.r.Context(), q.p, f, voxanne.Page{Limit: pageSize, Cursor: v.Get("cursor")})
 		d.Pager = newPager(q.r, next)
 		if err == nil {
-			d.Names, err = h.names(q, callContacts(d.Calls))
+			d.Calls, err = renderRows(h.pages, q.p.OrgID, "calls", "callrow", callRows(calls, names))
 		}
 	}
 	if err != nil {
@@ -234,22 +193,15 @@ func (h *Handler) call(q *req) error {
 	if err != nil {
 		return err
 	}
-	c, err := h.cfg.Voice.Call(q.r.Context(), q.p, id, h.clientIP(q.r))
+	c, ct, err := h.cfg.Voice.CallWithContact(q.r.Context(), q.p, id, h.clientIP(q.r))
 	if err != nil {
 		return err
 	}
-	d := callData{Call: c, Turns: transcriptTurns(c), Structured: prettyJSON(c.StructuredData)}
-	if c.ContactID != nil {
-		ct, err := h.cfg.Voice.Contact(q.r.Context(), q.p, *c.ContactID)
-		if err != nil && voxanne.ErrorCode(err) != voxanne.ENOTFOUND {
-			return err
-		}
-		d.Contact = ct
-		if ct != nil {
-			for _, o := range ct.RecentCalls {
-				if o.ID != c.ID {
-					d.Others = append(d.Others, o)
-				}
+	d := callData{Call: c, Contact: ct, Turns: transcriptTurns(c), Structured: prettyJSON(c.StructuredData)}
+	if ct != nil {
+		for _, o := range ct.RecentCalls {
+			if o.ID != c.ID {
+				d.Others = append(d.Others, o)
 			}
 		}
 	}
@@ -327,8 +279,8 @@ func transcriptTurns(c *voxanne.CallDetail) []turn {
 // Messages.
 
 type messagesData struct {
-	Messages  []voxanne.Message
-	Names     map[string]string
+	// Messages are the rendered rows.
+	Messages  template.HTML
 	ContactID string
 	Pager     pager
 	Error     string
@@ -345,14 +297,12 @@ func (h *Handler) messages(q *req) error {
 	}
 	if err == nil {
 		var next string
-		d.Messages, next, err = h.cfg.Voice.ListMessages(q.r.Context(), q.p, d.ContactID, voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")})
+		var msgs []voxanne.Message
+		var names map[string]string
+		msgs, names, next, err = h.cfg.Voice.ListMessagesNamed(q.r.Context(), q.p, d.ContactID, voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")})
 		d.Pager = newPager(q.r, next)
 		if err == nil {
-			ids := make([]*string, len(d.Messages))
-			for i := range d.Messages {
-				ids[i] = d.Messages[i].ContactID
-			}
-			d.Names, err = h.names(q, ids)
+			d.Messages, err = renderRows(h.pages, q.p.OrgID, "messages", "messagerow", messageRows(msgs, names))
 		}
 	}
 	if err != nil {
@@ -371,14 +321,6 @@ type contactsData struct {
 	Pager    pager
 	Error    string
 	Q        string
-	// Searchable tells whether the voice service can search contacts.
-	Searchable bool
-}
-
-// contactSearcher is implemented by voice services that can search contacts
-// (postgres.VoiceStore).
-type contactSearcher interface {
-	SearchContacts(ctx context.Context, p *voxanne.Principal, q string, pg voxanne.Page) ([]voxanne.Contact, string, error)
 }
 
 func (h *Handler) contacts(q *req) error {
@@ -387,10 +329,8 @@ func (h *Handler) contacts(q *req) error {
 	var next string
 	var err error
 	pg := voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")}
-	searcher, ok := h.cfg.Voice.(contactSearcher)
-	d.Searchable = ok
-	if ok && d.Q != "" {
-		d.Contacts, next, err = searcher.SearchContacts(q.r.Context(), q.p, d.Q, pg)
+	if d.Q != "" {
+		d.Contacts, next, err = h.cfg.Voice.SearchContacts(q.r.Context(), q.p, d.Q, pg)
 	} else {
 		d.Contacts, next, err = h.cfg.Voice.ListContacts(q.r.Context(), q.p, pg)
 	}
@@ -495,18 +435,13 @@ type teamData struct {
 }
 
 func (h *Handler) teamData(q *req) (*teamData, error) {
-	members, err := h.cfg.Orgs.Members(q.r.Context(), q.p)
+	members, invitations, err := h.cfg.Orgs.Team(q.r.Context(), q.p)
 	if err != nil {
 		return nil, err
 	}
-	d := &teamData{Members: members, Self: q.p.UserID, Roles: []string{voxanne.RoleMember, voxanne.RoleAdmin}}
+	d := &teamData{Members: members, Invitations: invitations, Self: q.p.UserID, Roles: []string{voxanne.RoleMember, voxanne.RoleAdmin}}
 	if q.p.OrgRole == voxanne.RoleOwner {
 		d.Roles = append(d.Roles, voxanne.RoleOwner)
-	}
-	if voxanne.AtLeast(q.p.OrgRole, voxanne.RoleAdmin) {
-		if d.Invitations, err = h.cfg.Orgs.Invitations(q.r.Context(), q.p); err != nil {
-			return nil, err
-		}
 	}
 	return d, nil
 }
@@ -765,8 +700,6 @@ func (h *Handler) settings(q *req) error {
 		d.Notice = "The phone number was deleted."
 	case "endpoint":
 		d.Notice = "The endpoint was deleted."
-	case "mfa":
-		d.Notice = "The two-factor requirement was changed."
 	}
 	return q.page(h, http.StatusOK, "settings", "Settings", "settings", d)
 }
@@ -832,9 +765,8 @@ var auditActions = []string{voxanne.AuditSignIn, voxanne.AuditSignOut, voxanne.A
 	voxanne.AuditRoleChanged, voxanne.AuditInviteRevoked, voxanne.AuditCrossTenant, voxanne.AuditTranscriptRead}
 
 type auditData struct {
-	Entries []voxanne.AuditEntry
-	// Actors names the members among the entries' actors.
-	Actors   map[string]string
+	// Entries are the rendered rows.
+	Entries  template.HTML
 	Action   string
 	Actions  []string
 	Pager    pager
@@ -863,7 +795,7 @@ func (h *Handler) audit(q *req) error {
 		}
 		before = n
 	}
-	entries, err := h.cfg.Orgs.AuditLog(q.r.Context(), q.p, pageSize+1, before, d.Action)
+	entries, members, err := h.cfg.Orgs.AuditPage(q.r.Context(), q.p, pageSize+1, before, d.Action)
 	if err != nil {
 		return err
 	}
@@ -872,14 +804,13 @@ func (h *Handler) audit(q *req) error {
 		entries = entries[:pageSize]
 		next = strconv.FormatInt(entries[pageSize-1].Seq, 10)
 	}
-	d.Entries, d.Pager = entries, newPager(q.r, next)
-	members, err := h.cfg.Orgs.Members(q.r.Context(), q.p)
-	if err != nil {
-		return err
-	}
-	d.Actors = map[string]string{}
+	actors := map[string]string{}
 	for _, m := range members {
-		d.Actors[m.UserID] = m.Email
+		actors[m.UserID] = m.Email
+	}
+	d.Pager = newPager(q.r, next)
+	if d.Entries, err = renderRows(h.pages, q.p.OrgID, "audit", "auditrow", auditRows(entries, actors)); err != nil {
+		return err
 	}
 	if v.Get("verify") == "1" {
 		ok, n, err := h.cfg.Orgs.VerifyAuditLog(q.r.Context(), q.p)

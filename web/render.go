@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,8 @@ var staticFS embed.FS
 type pages struct {
 	byName map[string]*template.Template
 	assets map[string]asset
+	// rows memoizes the markup of list rows (renderRows).
+	rows *rowMemo
 }
 
 type asset struct {
@@ -38,7 +41,7 @@ type asset struct {
 }
 
 func loadPages() *pages {
-	p := &pages{byName: map[string]*template.Template{}, assets: map[string]asset{}}
+	p := &pages{byName: map[string]*template.Template{}, assets: map[string]asset{}, rows: newRowMemo()}
 	files, err := fs.Glob(staticFS, "static/*")
 	if err != nil {
 		panic(err)
@@ -63,33 +66,17 @@ func loadPages() *pages {
 			}
 			return "/static/" + name
 		},
-		"when":     when,
-		"day":      func(t time.Time) string { return t.UTC().Format("Jan 2, 2006") },
-		"str":      deref,
-		"dur":      duration,
-		"usd":      usd,
-		"num":      func(f float64) string { return fmt.Sprintf("%.0f", f) },
-		"pct":      pct,
-		"title":    titleWord,
-		"prettyJS": prettyJSON,
-		"short":    func(s string) string { return shortID(s) },
-		"statusClass": func(s string) string {
-			switch s {
-			case "ended":
-				return "ok"
-			case "in-progress", "ringing", "forwarding":
-				return "live"
-			case "failed", "undelivered":
-				return "bad"
-			}
-			return "muted"
-		},
-		"nameOf": func(names map[string]string, id *string) string {
-			if id == nil {
-				return ""
-			}
-			return names[*id]
-		},
+		"when":        when,
+		"day":         func(t time.Time) string { return t.UTC().Format("Jan 2, 2006") },
+		"str":         deref,
+		"dur":         duration,
+		"usd":         usd,
+		"num":         func(f float64) string { return fmt.Sprintf("%.0f", f) },
+		"pct":         pct,
+		"title":       titleWord,
+		"prettyJS":    prettyJSON,
+		"short":       func(s string) string { return shortID(s) },
+		"statusClass": statusClass,
 		"roleAtLeast": voxanne.AtLeast,
 		"canManage":   voxanne.CanManage,
 	}
@@ -258,16 +245,20 @@ func duration(v *float64) string {
 	}
 	s := int(math.Round(*v))
 	if s < 60 {
-		return fmt.Sprintf("%ds", s)
+		return strconv.Itoa(s) + "s"
 	}
-	return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	sec := strconv.Itoa(s % 60)
+	if len(sec) < 2 {
+		sec = "0" + sec
+	}
+	return strconv.Itoa(s/60) + "m " + sec + "s"
 }
 
 func usd(v *float64) string {
 	if v == nil {
 		return "—"
 	}
-	return fmt.Sprintf("$%.2f", *v)
+	return "$" + strconv.FormatFloat(*v, 'f', 2, 64)
 }
 
 func pct(a, b int) string {
@@ -278,12 +269,19 @@ func pct(a, b int) string {
 }
 
 func titleWord(s string) string {
-	s = strings.ReplaceAll(s, "-", " ")
-	s = strings.ReplaceAll(s, "_", " ")
 	if s == "" {
 		return s
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	b := []byte(s)
+	for i, c := range b {
+		if c == '-' || c == '_' {
+			b[i] = ' '
+		}
+	}
+	if 'a' <= b[0] && b[0] <= 'z' {
+		b[0] -= 'a' - 'A'
+	}
+	return string(b)
 }
 
 func prettyJSON(raw json.RawMessage) string {

@@ -43,8 +43,8 @@ type Config struct {
 	// Authenticator verifies access tokens with the membership checks: the
 	// same authenticator as /api (required).
 	Authenticator Authenticator
-	Orgs          voxanne.OrgService
-	Voice         voxanne.VoiceService
+	Orgs          OrgService
+	Voice         VoiceService
 	// PublicURL is the external base URL; https makes cookies Secure.
 	PublicURL string
 	// Keys seal session cookies; they must be the same on every instance.
