@@ -700,6 +700,8 @@ func (h *Handler) settings(q *req) error {
 		d.Notice = "The phone number was deleted."
 	case "endpoint":
 		d.Notice = "The endpoint was deleted."
+	case "mfa":
+		d.Notice = "The two-factor requirement was changed."
 	}
 	return q.page(h, http.StatusOK, "settings", "Settings", "settings", d)
 }
