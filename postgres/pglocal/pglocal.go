@@ -478,6 +478,10 @@ func (c *Cluster) Supervise(ctx context.Context) {
 		}
 		down := time.Now()
 		log.Error("managed postgres exited unexpectedly: restarting it", "pid", pid)
+		// Its backends outlive it for a while and hold its shared memory,
+		// which stops a new server from starting: end them (the server ran in
+		// a process group of its own, and they are useless without it).
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 			select {
 			case <-ctx.Done():
