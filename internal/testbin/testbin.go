@@ -3,6 +3,7 @@
 package testbin
 
 import (
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -14,7 +15,16 @@ import (
 // Main builds the package at pkg (a directory, relative to the test's) into
 // *bin, runs the tests and removes the build. Use it from TestMain:
 // os.Exit(testbin.Main(m, "../cmd/voxanne", &binary)).
+//
+// Under -short (the fast local loop) it runs none of the package's tests: they
+// run the built binary, each with a PostgreSQL cluster of its own, which is
+// what makes them slow. The full suite (and CI) runs them all.
 func Main(m *testing.M, pkg string, bin *string) int {
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("testbin: -short: skipping this package's tests (they run the built binary, each with its own PostgreSQL cluster)")
+		return 0
+	}
 	dir, err := os.MkdirTemp("", "voxanne-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testbin:", err)

@@ -53,7 +53,7 @@ func waitGone(t *testing.T, pid int) {
 
 func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	c := start(t, dir)
 	if !c.Initialized {
 		t.Error("first start did not run initdb")
@@ -133,7 +133,7 @@ func TestFirstStartRestartAndCrashRecovery(t *testing.T) {
 // it can supervise, with the data intact.
 func TestReplacesServerOfAKilledRun(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	first := start(t, dir)
 	exec(t, first, "create table keepme (id int)")
 	first.Abandon()
@@ -155,7 +155,7 @@ func TestReplacesServerOfAKilledRun(t *testing.T) {
 // named, and the directory is free again after Stop.
 func TestSecondStartIsRefused(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	c, err := pglocal.Start(context.Background(), pglocal.Options{Dir: dir, Fast: true, Command: "serve", Serving: true})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +186,7 @@ func TestSecondStartIsRefused(t *testing.T) {
 // it neither starts another nor stops the server's when it is done.
 func TestOpenAttachesToTheServingCluster(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	ctx := context.Background()
 	srv, err := pglocal.Start(ctx, pglocal.Options{Dir: dir, Fast: true, Command: "serve", Serving: true})
 	if err != nil {
@@ -217,7 +217,7 @@ func TestOpenAttachesToTheServingCluster(t *testing.T) {
 // cluster.
 func TestOpenWaitsForAnotherCommand(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	ctx := context.Background()
 	first, err := pglocal.Open(ctx, pglocal.Options{Dir: dir, Fast: true, Command: "migrate"})
 	if err != nil || first.Attached() {
@@ -254,7 +254,7 @@ func TestOpenWaitsForAnotherCommand(t *testing.T) {
 // cluster stays stopped.
 func TestSuperviseRestartsAKilledServer(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Durable commits: a killed server keeps what it acknowledged.
@@ -294,7 +294,7 @@ func TestSuperviseRestartsAKilledServer(t *testing.T) {
 
 func TestStalePidFileOfAnotherProcess(t *testing.T) {
 	t.Parallel()
-	dir := dataDir(t)
+	dir := clusterDir(t)
 	c := start(t, dir)
 	if err := c.Stop(context.Background()); err != nil {
 		t.Fatal(err)

@@ -28,3 +28,13 @@ func exec(t *testing.T, c *pglocal.Cluster, sql string) {
 		t.Fatalf("%s: %v", sql, err)
 	}
 }
+
+// clusterDir is dataDir for a test that starts a cluster of its own: the slow
+// part of this package, skipped by the fast loop (go test -short).
+func clusterDir(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: starts a PostgreSQL cluster of its own")
+	}
+	return dataDir(t)
+}
