@@ -136,4 +136,6 @@ type PasswordlessService interface {
 	// Reauthenticate mails the signed-in user a nonce that a password change
 	// may carry.
 	Reauthenticate(ctx context.Context, p *Principal) error
+	// SpendNonce checks and spends a nonce mailed by Reauthenticate.
+	SpendNonce(ctx context.Context, p *Principal, nonce string) error
 }

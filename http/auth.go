@@ -127,6 +127,7 @@ func (s *Server) registerAuth() {
 	s.authRoute("PUT /auth/v1/admin/users/{id}", s.admin(s.handleAdminUpdateUser))
 	s.authRoute("DELETE /auth/v1/admin/users/{id}", s.admin(s.handleAdminDeleteUser))
 	s.registerMFA()
+	s.registerPasswordless()
 	s.authRoute("/auth/v1/", func(w http.ResponseWriter, r *http.Request) error {
 		return s.noRoute(w, r, "no such auth endpoint")
 	})
@@ -324,6 +325,7 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error 
 		Email       *string         `json:"email"`
 		Phone       *string         `json:"phone"`
 		AppMetadata json.RawMessage `json:"app_metadata"`
+		Nonce       string          `json:"nonce"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		return err
@@ -337,6 +339,13 @@ func (s *Server) handleUpdateUser(w http.ResponseWriter, r *http.Request) error 
 	if in.Password != nil && *in.Password != "" {
 		if err := rateLimit(w, s.limits.passwordChange, p.UserID); err != nil {
 			return err
+		}
+		// A nonce from GET /reauthenticate is checked when sent (GoTrue's
+		// secure password change is not required).
+		if in.Nonce != "" && s.Passwordless != nil {
+			if err := s.Passwordless.SpendNonce(r.Context(), p, in.Nonce); err != nil {
+				return err
+			}
 		}
 	}
 	u, err := s.Auth.UpdateUser(r.Context(), p, voxanne.UserUpdate{Password: in.Password, Data: in.Data})
@@ -526,13 +535,15 @@ func pathUUID(r *http.Request, name string) (string, error) {
 }
 
 func (s *Server) handleAdminListUsers(w http.ResponseWriter, r *http.Request) error {
-	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	perPage, _ := strconv.Atoi(r.URL.Query().Get("per_page"))
+	page, perPage, err := pagination(r)
+	if err != nil {
+		return err
+	}
 	users, total, err := s.Auth.ListUsers(r.Context(), page, perPage)
 	if err != nil {
 		return err
 	}
-	w.Header().Set("X-Total-Count", strconv.Itoa(total))
+	setPageLinks(w, r, page, perPage, total)
 	return writeJSON(w, http.StatusOK, map[string]any{"users": users, "aud": "authenticated"})
 }
 

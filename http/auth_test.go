@@ -1177,7 +1177,8 @@ func TestRecover(t *testing.T) {
 	if v2.userID() != s.userID() {
 		t.Errorf("token+email verification signed in %s, want %s", v2.userID(), s.userID())
 	}
-	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "invite", "token_hash": tokenHash}, 400, "validation_failed")
+	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "invite", "token_hash": tokenHash}, 403, "otp_expired")
+	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "sms", "token_hash": tokenHash}, 400, "validation_failed")
 	expectAuthError(t, e, "POST", "/auth/v1/verify", map[string]any{"type": "recovery"}, 400, "validation_failed")
 }
 

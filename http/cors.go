@@ -9,7 +9,7 @@ import (
 // org is never chosen by a header, so x-org-id is deliberately absent.
 const corsAllowHeaders = "authorization, content-type, apikey, x-client-info, x-supabase-api-version, x-request-id"
 
-const corsExposeHeaders = "X-Supabase-Api-Version, X-Request-Id, Retry-After, X-Total-Count"
+const corsExposeHeaders = "X-Supabase-Api-Version, X-Request-Id, Retry-After, X-Total-Count, Link"
 
 // cors answers preflights and marks responses for the configured origins only.
 func (s *Server) cors(next http.Handler) http.Handler {

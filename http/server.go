@@ -57,6 +57,9 @@ type Server struct {
 	AuthSettings AuthSettings
 	// MFA serves /auth/v1/factors; nil leaves the factors API out.
 	MFA voxanne.MFAService
+	// Passwordless serves /otp, /resend, /reauthenticate, /invite and
+	// /admin/generate_link; nil leaves them out.
+	Passwordless voxanne.PasswordlessService
 	// RateLimits of the auth endpoints; nil means DefaultRateLimits.
 	RateLimits *RateLimits
 	// ClientIPHeader names a trusted client-IP header set by a proxy ("": the

@@ -732,38 +732,28 @@ func (s *AuthService) recover(ctx context.Context, email string, ci voxanne.Clie
 	return nil
 }
 
-// Verify completes a signup confirmation or a recovery and starts a session.
+// Verify completes a mailed flow (signup confirmation, recovery, magic link,
+// invitation, or a typed 6-digit code of any of them) and starts a session.
+// Each token works once and for an hour; a wrong code counts against the
+// address's outstanding ones.
 func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci voxanne.ClientInfo) (*voxanne.Session, error) {
-	kind := in.Type
-	switch kind {
-	case "signup", "email":
-		kind = "signup"
-	case "recovery", "magiclink":
-		kind = "recovery"
-	default:
-		return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires a verification type: signup, email or recovery")
+	kinds, ok := verifyKinds[in.Type]
+	if !ok {
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires a verification type: signup, email, magiclink, recovery or invite")
 	}
-	t := in.TokenHash
-	if t == "" {
-		t = in.Token
-		if t == "" || in.Email == "" {
-			return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires either a token_hash or a token with an email")
-		}
+	if in.TokenHash == "" && (in.Token == "" || in.Email == "") {
+		return nil, authErr(voxanne.EINVALID, voxanne.ReasonValidationFailed, "Verify requires either a token_hash or a token with an email")
 	}
 	var sess *voxanne.Session
+	var outcome error
+	var kind string
 	err := pgx.BeginFunc(ctx, s.db.auth, func(tx pgx.Tx) error {
-		var userID, email string
-		err := tx.QueryRow(ctx, `update auth.one_time_tokens set used_at = now()
-			where token_hash = $1 and token_type = $2 and used_at is null and expires_at > now()
-			returning user_id, email`, hashToken(t), kind).Scan(&userID, &email)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return errOTPInvalid
-		} else if err != nil {
+		userID, email, k, out, err := redeemToken(ctx, tx, in, kinds)
+		if err != nil || out != nil {
+			outcome = out
 			return err
 		}
-		if in.Email != "" && !strings.EqualFold(strings.TrimSpace(in.Email), email) {
-			return errOTPInvalid
-		}
+		kind = k
 		u, err := scanUser(tx.QueryRow(ctx, `update auth.users set
 			email_confirmed_at = coalesce(email_confirmed_at, now()), last_sign_in_at = now(), updated_at = now()
 			where id = $1 and email = $2 returning `+userColumns, userID, email))
@@ -785,6 +775,9 @@ func (s *AuthService) Verify(ctx context.Context, in voxanne.VerifyInput, ci vox
 	})
 	if err != nil {
 		return nil, mapError("verify", err)
+	}
+	if outcome != nil {
+		return nil, outcome
 	}
 	s.security(ctx, "verified_"+kind, slog.String("user_id", sess.User.ID), slog.String("ip", ci.IP))
 	return sess, nil

@@ -30,7 +30,7 @@ func (s *AuthService) ListUsers(ctx context.Context, page, perPage int) ([]*voxa
 	if page < 1 {
 		page = 1
 	}
-	if perPage < 1 || perPage > 1000 {
+	if perPage < 1 {
 		perPage = 50
 	}
 	var total int

@@ -182,6 +182,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 		Pools:          db.PoolStats,
 		Auth:           a.Auth,
 		MFA:            a.MFA,
+		Passwordless:   a.Auth,
 		Authenticator:  a.Authn,
 		Orgs:           a.Orgs,
 		Voice:          a.Voice,

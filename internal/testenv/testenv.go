@@ -145,6 +145,32 @@ func (m *Mailbox) WaitFor(t testing.TB, to string) voxanne.Mail {
 	return voxanne.Mail{}
 }
 
+// Nth returns the nth mail (from 1) to `to`, waiting up to 5 s for it.
+func (m *Mailbox) Nth(t testing.TB, to string, n int) voxanne.Mail {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		seen := 0
+		for _, mail := range m.mails {
+			if mail.To == to {
+				if seen++; seen == n {
+					m.mu.Unlock()
+					return mail
+				}
+			}
+		}
+		m.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no mail number %d to %s (%d arrived)", n, to, seen)
+		}
+		select {
+		case <-m.sent:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Count returns how many mails went to `to`.
 func (m *Mailbox) Count(to string) int {
 	m.mu.Lock()
