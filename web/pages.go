@@ -317,7 +317,8 @@ func (h *Handler) messages(q *req) error {
 // Contacts.
 
 type contactsData struct {
-	Contacts []voxanne.Contact
+	// Contacts are the rendered rows.
+	Contacts template.HTML
 	Pager    pager
 	Error    string
 	Q        string
@@ -329,10 +330,14 @@ func (h *Handler) contacts(q *req) error {
 	var next string
 	var err error
 	pg := voxanne.Page{Limit: pageSize, Cursor: q.r.URL.Query().Get("cursor")}
+	var list []voxanne.Contact
 	if d.Q != "" {
-		d.Contacts, next, err = h.cfg.Voice.SearchContacts(q.r.Context(), q.p, d.Q, pg)
+		list, next, err = h.cfg.Voice.SearchContacts(q.r.Context(), q.p, d.Q, pg)
 	} else {
-		d.Contacts, next, err = h.cfg.Voice.ListContacts(q.r.Context(), q.p, pg)
+		list, next, err = h.cfg.Voice.ListContacts(q.r.Context(), q.p, pg)
+	}
+	if err == nil {
+		d.Contacts, err = renderRows(h.pages, q.p.OrgID, "contacts", "contactrow", contactRows(list))
 	}
 	if err != nil {
 		if voxanne.ErrorCode(err) != voxanne.EINVALID {

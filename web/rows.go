@@ -91,7 +91,7 @@ func stampOf(t *time.Time) stamp {
 	// One string, sliced three ways.
 	b := u.AppendFormat(make([]byte, 0, 40), time.RFC3339)
 	iso := len(b)
-	b = u.AppendFormat(b, "Jan 2")
+	b = u.AppendFormat(b, "Jan\u00a02") // a date never breaks inside
 	day := len(b)
 	all := string(u.AppendFormat(b, "15:04"))
 	return stamp{ISO: all[:iso], Day: all[iso:day], Time: all[day:]}
@@ -186,6 +186,30 @@ func messageRows(msgs []voxanne.Message, names map[string]string) []messageRow {
 			r.Name = names[r.ContactID]
 		}
 		rows[i] = r
+	}
+	return rows
+}
+
+// contactRow is a contact in a list.
+type contactRow struct {
+	ID, Name, Email, Number, Calls, Texts string
+	LastSeen                              stamp
+}
+
+func (r contactRow) key(b *bytes.Buffer) {
+	for _, v := range []string{r.ID, r.Name, r.Email, r.Number, r.Calls, r.Texts} {
+		keyField(b, v)
+	}
+	r.LastSeen.key(b)
+}
+
+// contactRows formats contacts for a list.
+func contactRows(contacts []voxanne.Contact) []contactRow {
+	rows := make([]contactRow, len(contacts))
+	for i := range contacts {
+		c := &contacts[i]
+		rows[i] = contactRow{ID: c.ID, Name: deref(c.Name), Email: deref(c.Email), Number: c.PhoneNumber,
+			Calls: strconv.Itoa(c.CallCount), Texts: strconv.Itoa(c.MessageCount), LastSeen: stampOf(&c.LastSeenAt)}
 	}
 	return rows
 }

@@ -863,15 +863,31 @@ func screenshotDir(t *testing.T) string {
 	return abs
 }
 
-// screenshots saves the current page at desktop and phone widths.
+// screenshots saves the current page at desktop and phone widths. The phone
+// shot is of the page loaded again at that width, as a phone would load it,
+// and the page must fit: nothing wider than the screen, no table cut off
+// (scrolling sideways inside its frame), the current page's tab in view.
 func (b *tab) screenshots(name string) {
 	b.t.Helper()
 	b.screenshot(name, "desktop")
 	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2))); err != nil {
 		b.t.Fatal(err)
 	}
+	if _, err := chromedp.Run(b.ctx, chromedp.Reload()); err != nil {
+		b.t.Fatalf("reload %s at phone width: %v", name, err)
+	}
 	if w := eval[int](b, "document.documentElement.scrollWidth"); w > 390 {
 		b.t.Errorf("%s is %d px wide on a 390 px phone", name, w)
+	}
+	if cut := eval[[]string](b, `Array.from(document.querySelectorAll(".table-wrap")).filter(w => w.scrollWidth > w.clientWidth + 1)
+		.map(w => Array.from(w.querySelectorAll("th")).map(th => th.textContent).join("|"))`); len(cut) > 0 {
+		b.t.Errorf("%s: tables cut off on a 390 px phone (columns %q)", name, cut)
+	}
+	if !eval[bool](b, `(() => { const nav = document.querySelector("nav.nav"), cur = nav && nav.querySelector('[aria-current="page"]');
+		if (!cur) { return true; }
+		const n = nav.getBoundingClientRect(), c = cur.getBoundingClientRect();
+		return c.left >= n.left - 1 && c.right <= n.right + 1; })()`) {
+		b.t.Errorf("%s: the current page's tab is scrolled out of view on a 390 px phone", name)
 	}
 	b.screenshot(name, "phone")
 	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, 900)); err != nil {

@@ -62,6 +62,15 @@
       source.addEventListener("end", function () { source.close(); window.location.reload(); });
     }
 
+    // On a narrow screen the navigation scrolls sideways: bring the current
+    // page's tab into view (centred when it can be).
+    var nav = document.querySelector("nav.nav");
+    var current = nav && nav.querySelector('[aria-current="page"]');
+    if (current && nav.scrollWidth > nav.clientWidth) {
+      var offset = current.getBoundingClientRect().left - nav.getBoundingClientRect().left + nav.scrollLeft;
+      nav.scrollLeft = Math.max(0, offset - (nav.clientWidth - current.offsetWidth) / 2);
+    }
+
     // Destructive buttons ask first.
     document.querySelectorAll("[data-confirm]").forEach(function (btn) {
       btn.addEventListener("click", function (ev) {
