@@ -24,8 +24,10 @@ import (
 // every Linux architecture Go supports.
 const clockTicks = 100
 
-// sampleInterval is how often memory is sampled during the load.
-const sampleInterval = 200 * time.Millisecond
+// sampleInterval is how often memory is sampled during the load: reading
+// PostgreSQL's proportional set sizes walks every backend's page tables, which
+// is work on the machine being measured, so not too often.
+const sampleInterval = time.Second
 
 // procUsage is one reading of a set of processes.
 type procUsage struct {
@@ -250,14 +252,25 @@ func listenerPID(port int) (int, error) {
 	if len(inodes) == 0 {
 		return 0, fmt.Errorf("nothing listens on port %d", port)
 	}
-	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
-	for _, fd := range fds {
-		target, err := os.Readlink(fd)
-		if err != nil || !strings.HasPrefix(target, "socket:[") {
-			continue
+	// This process first (a server in the same process, as in tests), then
+	// every other one except PostgreSQL's, which are many and never the server.
+	pids := []string{strconv.Itoa(os.Getpid())}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		if comm, err := os.ReadFile(d + "/comm"); err == nil && strings.TrimSpace(string(comm)) != "postgres" {
+			pids = append(pids, filepath.Base(d))
 		}
-		if inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
-			return strconv.Atoi(strings.Split(fd, "/")[2])
+	}
+	for _, pid := range pids {
+		fds, _ := os.ReadDir("/proc/" + pid + "/fd")
+		for _, fd := range fds {
+			target, err := os.Readlink("/proc/" + pid + "/fd/" + fd.Name())
+			if err != nil || !strings.HasPrefix(target, "socket:[") {
+				continue
+			}
+			if inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] {
+				return strconv.Atoi(pid)
+			}
 		}
 	}
 	return 0, fmt.Errorf("the process listening on port %d is not readable here", port)
