@@ -10,6 +10,7 @@ import (
 
 	"github.com/voxanne/voxanne/internal/testbin"
 	"github.com/voxanne/voxanne/internal/testdb"
+	"github.com/voxanne/voxanne/internal/testsmtp"
 )
 
 var binary string
@@ -21,6 +22,9 @@ type server struct {
 	cmd  *exec.Cmd
 	URL  string
 	logs *bytes.Buffer
+	// env is the server's own environment (data directory and the
+	// caller's settings), for CLI commands beside it.
+	env []string
 }
 
 // startServer runs the binary with its own managed cluster in a fresh data
@@ -30,7 +34,8 @@ func startServer(t *testing.T, env ...string) *server {
 	addr := testbin.FreeAddr(t)
 	s := &server{URL: "http://" + addr, logs: &bytes.Buffer{}}
 	s.cmd = exec.Command(binary, "serve", "--addr", addr)
-	s.cmd.Env = append(os.Environ(), append([]string{"VOXANNE_DATA_DIR=" + testdb.ServerDir(t), "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}, env...)...)
+	s.env = append([]string{"VOXANNE_DATA_DIR=" + testdb.ServerDir(t), "DATABASE_URL=", "VOXANNE_LOG_FORMAT=json"}, env...)
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -87,10 +92,14 @@ func TestAuthJS(t *testing.T) {
 		}
 	}
 	// Generous limits: the client signs in many times from one address.
-	s := startServer(t, "VOXANNE_RATE_LIMIT_SIGN_IN=1000/1m", "VOXANNE_RATE_LIMIT_EMAIL=1000/1m")
+	// Mails go to a test SMTP server whose messages the client reads.
+	mail := testsmtp.Start(t)
+	s := startServer(t, "VOXANNE_RATE_LIMIT_SIGN_IN=1000/1m", "VOXANNE_RATE_LIMIT_EMAIL=1000/1m",
+		"VOXANNE_RATE_LIMIT_RECOVER=1000/1m", "VOXANNE_RATE_LIMIT_VERIFY=1000/1m", "VOXANNE_SMTP_URL="+mail.URL("", ""))
 	cmd := exec.Command(node, "--test", "--test-reporter=tap", "run.mjs")
 	cmd.Dir = "authjs"
-	cmd.Env = append(os.Environ(), "VOXANNE_URL="+s.URL)
+	cmd.Env = append(os.Environ(), "VOXANNE_URL="+s.URL, "VOXANNE_MAILBOX_URL="+mailbox(t, mail),
+		"VOXANNE_SERVICE_ROLE_KEY="+s.serviceRoleToken(t))
 	out, err := cmd.CombinedOutput()
 	t.Logf("auth-js:\n%s", out)
 	if err != nil {

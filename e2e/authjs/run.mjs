@@ -9,7 +9,7 @@
 
 import test from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID, webcrypto } from 'node:crypto'
+import { createHmac, randomUUID, webcrypto } from 'node:crypto'
 import { AuthClient } from '@supabase/auth-js'
 
 const BASE = (process.env.VOXANNE_URL ?? '').replace(/\/+$/, '')
@@ -471,4 +471,173 @@ step('error format: X-Supabase-Api-Version selects {code,message} vs legacy {cod
   assert.equal(legacy.body?.code, 400, `body: ${show(legacy.body)}`)
   assert.equal(legacy.body.error_code, 'invalid_credentials')
   assert.equal(typeof legacy.body.msg, 'string')
+})
+
+// ------------------------------------------- MFA, passwordless and admin
+
+const SERVICE_KEY = process.env.VOXANNE_SERVICE_ROLE_KEY ?? ''
+const MAILBOX = process.env.VOXANNE_MAILBOX_URL ?? ''
+
+/** RFC 6238 TOTP (SHA1, 6 digits, 30 s) of a base32 secret, offset steps from now. */
+function totp(secret, offset = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  let bits = ''
+  for (const ch of secret.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0')
+  const key = Buffer.alloc(Math.floor(bits.length / 8))
+  for (let i = 0; i < key.length; i++) key[i] = parseInt(bits.slice(i * 8, i * 8 + 8), 2)
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30) + offset))
+  const mac = createHmac('sha1', key).update(counter).digest()
+  const off = mac[mac.length - 1] & 0x0f
+  return String((mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000).padStart(6, '0')
+}
+
+/** The nth (from 1) mail to `to` in the test SMTP server: { code, tokenHash, link }. */
+async function mailTo(to, n = 1) {
+  assert.ok(MAILBOX, 'VOXANNE_MAILBOX_URL is not set (the Go test sets it)')
+  for (let i = 0; i < 100; i++) {
+    const all = await (await fetch(MAILBOX, withTimeout())).json()
+    const mine = (all ?? []).filter((m) => m.to.some((r) => r.toLowerCase() === to.toLowerCase()))
+    if (mine.length >= n) {
+      const data = mine[n - 1].data
+      const link = data.match(/https?:\/\/\S+\/auth\/v1\/verify\?\S+/)?.[0] ?? null
+      return { code: data.match(/code: (\d{6})/)?.[1] ?? data.match(/\b(\d{6})\b/)?.[1] ?? null, tokenHash: link ? new URL(link).searchParams.get('token_hash') : null, link }
+    }
+    await sleep(100)
+  }
+  throw new Error(`no mail number ${n} to ${to}`)
+}
+
+function adminClient() {
+  assert.ok(SERVICE_KEY, 'VOXANNE_SERVICE_ROLE_KEY is not set (the Go test sets it)')
+  return new AuthClient({ url: AUTH, headers: { apikey: 'anon', Authorization: `Bearer ${SERVICE_KEY}` }, persistSession: false, autoRefreshToken: false, fetch: (i, init) => fetch(i, withTimeout(init)) })
+}
+
+async function freshUser() {
+  const c = newClient()
+  const email = newEmail()
+  const password = strongPassword()
+  const up = await c.client.signUp({ email, password })
+  assert.equal(up.error, null, `signUp: ${up.error?.message}`)
+  return { ...c, email, password }
+}
+
+step('mfa: enroll, challenge, verify, getAuthenticatorAssuranceLevel, listFactors, unenroll', async () => {
+  const u = await freshUser()
+  const { client } = u
+  let aal = await client.mfa.getAuthenticatorAssuranceLevel()
+  assert.equal(aal.error, null)
+  assert.deepEqual([aal.data.currentLevel, aal.data.nextLevel], ['aal1', 'aal1'])
+
+  const en = await client.mfa.enroll({ factorType: 'totp', friendlyName: 'phone' })
+  assert.equal(en.error, null, `enroll: ${en.error?.message} (${en.error?.code})`)
+  assert.equal(en.data.type, 'totp')
+  assert.match(en.data.totp.qr_code, /^data:image\/svg\+xml;utf-8,<svg/, 'qr_code is an SVG (auth-js makes it a data URL)')
+  assert.match(en.data.totp.uri, /^otpauth:\/\/totp\//)
+  const factorId = en.data.id
+
+  const ch = await client.mfa.challenge({ factorId })
+  assert.equal(ch.error, null, `challenge: ${ch.error?.message}`)
+  assert.ok(ch.data.expires_at > Date.now() / 1000)
+  const bad = await client.mfa.verify({ factorId, challengeId: ch.data.id, code: totp(en.data.totp.secret, 5) })
+  assertAuthError(bad, 'mfa_verification_failed', 422)
+  const ok = await client.mfa.verify({ factorId, challengeId: ch.data.id, code: totp(en.data.totp.secret) })
+  assert.equal(ok.error, null, `verify: ${ok.error?.message} (${ok.error?.code})`)
+  assert.equal(decodeJwt(ok.data.access_token).payload.aal, 'aal2')
+
+  aal = await client.mfa.getAuthenticatorAssuranceLevel()
+  assert.deepEqual([aal.data.currentLevel, aal.data.nextLevel], ['aal2', 'aal2'])
+  assert.ok(aal.data.currentAuthenticationMethods.some((m) => m.method === 'totp'), 'amr has totp')
+  // The same code again, on a new challenge: refused (each code once).
+  const ch2 = await client.mfa.challenge({ factorId })
+  assertAuthError(await client.mfa.verify({ factorId, challengeId: ch2.data.id, code: totp(en.data.totp.secret) }), 'mfa_verification_failed', 422)
+
+  const list = await client.mfa.listFactors()
+  assert.equal(list.error, null)
+  assert.deepEqual(list.data.totp.map((f) => [f.id, f.status]), [[factorId, 'verified']])
+  const un = await client.mfa.unenroll({ factorId })
+  assert.equal(un.error, null, `unenroll: ${un.error?.message} (${un.error?.code})`)
+  assert.equal(un.data.id, factorId)
+  await client.refreshSession()
+  assert.equal((await client.mfa.listFactors()).data.all.length, 0)
+})
+
+step('signInWithOtp: the mailed code and the mailed link, each once; shouldCreateUser false', async () => {
+  const email = newEmail()
+  const c = newClient()
+  const none = await c.client.signInWithOtp({ email, options: { shouldCreateUser: false } })
+  assertAuthError(none, 'otp_disabled', 422)
+  const sent = await c.client.signInWithOtp({ email })
+  assert.equal(sent.error, null, `signInWithOtp: ${sent.error?.message}`)
+  const first = await mailTo(email, 1)
+  const v = await c.client.verifyOtp({ email, token: first.code, type: 'email' })
+  assert.equal(v.error, null, `verifyOtp(code): ${v.error?.message} (${v.error?.code})`)
+  assertSessionShape(v.data.session, 'verifyOtp')
+  assert.equal(v.data.user.email, email)
+  assertAuthError(await newClient().client.verifyOtp({ email, token: first.code, type: 'email' }), 'otp_expired', 403)
+
+  await c.client.signInWithOtp({ email })
+  const second = await mailTo(email, 2)
+  const l = await newClient().client.verifyOtp({ token_hash: second.tokenHash, type: 'magiclink' })
+  assert.equal(l.error, null, `verifyOtp(token_hash): ${l.error?.message}`)
+  assert.equal(l.data.user.email, email)
+  assertAuthError(await newClient().client.verifyOtp({ token_hash: second.tokenHash, type: 'magiclink' }), 'otp_expired', 403)
+})
+
+step('getUserIdentities, resend, reauthenticate with a password change', async () => {
+  const u = await freshUser()
+  const ids = await u.client.getUserIdentities()
+  assert.equal(ids.error, null, `getUserIdentities: ${ids.error?.message}`)
+  assert.equal(ids.data.identities.length, 1)
+  assert.equal(ids.data.identities[0].provider, 'email')
+  assert.equal(ids.data.identities[0].identity_data.email, u.email)
+
+  const r = await newClient().client.resend({ type: 'signup', email: newEmail() })
+  assert.equal(r.error, null, `resend: ${r.error?.message}`)
+
+  const re = await u.client.reauthenticate()
+  assert.equal(re.error, null, `reauthenticate: ${re.error?.message}`)
+  const { code } = await mailTo(u.email, 1)
+  assertAuthError(await u.client.updateUser({ password: strongPassword(), nonce: '000000' }), 'reauthentication_not_valid', 400)
+  const ok = await u.client.updateUser({ password: strongPassword(), nonce: code })
+  assert.equal(ok.error, null, `updateUser with nonce: ${ok.error?.message}`)
+})
+
+step('admin: inviteUserByEmail, generateLink (each type), listUsers over pages and a bad page', async () => {
+  const admin = adminClient().admin
+  const invited = newEmail()
+  const inv = await admin.inviteUserByEmail(invited, { data: { name: 'Ivy' } })
+  assert.equal(inv.error, null, `inviteUserByEmail: ${inv.error?.message} (${inv.error?.code})`)
+  assert.equal(inv.data.user.email, invited)
+  const mail = await mailTo(invited, 1)
+  assert.match(mail.link, /type=invite/)
+  const v = await newClient().client.verifyOtp({ token_hash: mail.tokenHash, type: 'invite' })
+  assert.equal(v.error, null, `verify invite: ${v.error?.message}`)
+
+  const email = newEmail()
+  for (const [type, extra] of [['signup', { password: strongPassword() }], ['magiclink', {}], ['recovery', {}]]) {
+    const g = await admin.generateLink({ type, email, ...extra })
+    assert.equal(g.error, null, `generateLink ${type}: ${g.error?.message} (${g.error?.code})`)
+    assert.equal(g.data.user.email, email)
+    assert.equal(g.data.properties.verification_type, type)
+    assert.match(g.data.properties.action_link, /\/auth\/v1\/verify\?/)
+    const vo = await newClient().client.verifyOtp({ email, token: g.data.properties.email_otp, type: type === 'magiclink' ? 'email' : type })
+    assert.equal(vo.error, null, `verify generated ${type}: ${vo.error?.message} (${vo.error?.code})`)
+  }
+  const gi = await admin.generateLink({ type: 'invite', email: newEmail() })
+  assert.equal(gi.error, null, `generateLink invite: ${gi.error?.message}`)
+
+  for (let i = 0; i < 3; i++) await freshUser()
+  const p1 = await admin.listUsers({ page: 1, perPage: 2 })
+  assert.equal(p1.error, null, `listUsers: ${p1.error?.message}`)
+  assert.equal(p1.data.users.length, 2)
+  assert.ok(p1.data.total >= 5, `total from X-Total-Count: ${p1.data.total}`)
+  assert.equal(p1.data.nextPage, 2)
+  assert.equal(p1.data.lastPage, Number(String(Math.ceil(p1.data.total / 2))[0]), 'lastPage (auth-js reads its first digit)')
+  const p2 = await admin.listUsers({ page: 2, perPage: 2 })
+  assert.equal(p2.data.users.length, 2)
+  assert.notDeepEqual(p2.data.users.map((u) => u.id), p1.data.users.map((u) => u.id), 'page 2 differs from page 1')
+  const badPage = await api('GET', '/admin/users?page=-1', { token: SERVICE_KEY, apiVersion: true })
+  assert.equal(badPage.status, 400)
+  assert.equal(badPage.body.code, 'validation_failed')
 })
