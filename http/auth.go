@@ -158,8 +158,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return voxanne.CheckJSONText(body)
 }
 
+// clientInfo is the request's client address and user agent; the agent is
+// cleaned (voxanne.CleanText), so that a header with invalid UTF-8 cannot fail
+// the sign-in that stores it.
 func clientInfo(s *Server, r *http.Request) voxanne.ClientInfo {
-	return voxanne.ClientInfo{IP: s.clientIP(r), UserAgent: r.UserAgent()}
+	return voxanne.ClientInfo{IP: s.clientIP(r), UserAgent: voxanne.CleanText(r.UserAgent())}
 }
 
 // rateLimit takes a token from l for key or returns the 429 error, setting

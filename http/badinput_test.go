@@ -96,13 +96,23 @@ func queryParams(o operation) []string {
 }
 
 // required returns the operation's required query parameters with their
-// first allowed value, each followed by "&".
-func required(o operation) string {
+// documented example (or first allowed value), each followed by "&".
+func required(t *testing.T, o operation) string {
+	t.Helper()
 	q := ""
 	for _, p := range o.op.Parameters {
-		if p.Value.In == "query" && p.Value.Required {
-			q += p.Value.Name + "=" + url.QueryEscape(p.Value.Schema.Value.Enum[0].(string)) + "&"
+		if p.Value.In != "query" || !p.Value.Required {
+			continue
 		}
+		v := p.Value.Example
+		if v == nil && len(p.Value.Schema.Value.Enum) > 0 {
+			v = p.Value.Schema.Value.Enum[0]
+		}
+		s, ok := v.(string)
+		if !ok {
+			t.Fatalf("required query parameter %s of %s has no example in the document", p.Value.Name, o.pattern())
+		}
+		q += p.Value.Name + "=" + url.QueryEscape(s) + "&"
 	}
 	return q
 }
@@ -234,7 +244,7 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 			continue
 		}
 		n++
-		r := w.e.Do(o.method, o.url()+"?"+required(o)+"bogus_param=1", nil, w.auth(o)...)
+		r := w.e.Do(o.method, o.url()+"?"+required(t, o)+"bogus_param=1", nil, w.auth(o)...)
 		wantValidationFailed(t, o.pattern(), r, `unknown query parameter "bogus_param"`)
 	}
 	if n < 50 {
@@ -325,7 +335,7 @@ func TestNULAndInvalidUTF8AreRefused(t *testing.T) {
 			}
 			bodies++
 			body := badBody(mt.Schema.Value, "a"+b.json+"z")
-			r := w.e.Do(o.method, o.url()+"?"+required(o), body, w.auth(o)...)
+			r := w.e.Do(o.method, o.url()+"?"+required(t, o), body, w.auth(o)...)
 			wantValidationFailed(t, o.pattern()+" body with "+kind+" "+body, r, "")
 		}
 	}
@@ -423,5 +433,25 @@ func TestAuthenticWebhooksWithBadTextAreCleanedAndProcessed(t *testing.T) {
 	}
 	if n := w.count(t, `select count(*) from webhook_events where payload ? 'BadName'`); n != 1 {
 		t.Errorf("the Twilio payload's cleaned field name: %d", n)
+	}
+}
+
+// A User-Agent with invalid UTF-8 (a header, not a field to refuse) is
+// stored cleaned: sign-in and refresh work.
+func TestUserAgentWithInvalidUTF8IsCleaned(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, testenv.Options{})
+	e.SignUp("agent@badinput.example")
+	r := e.Do("POST", "/auth/v1/token?grant_type=password", map[string]any{"email": "agent@badinput.example", "password": testenv.Password},
+		"User-Agent", "odd\xff\xfeagent")
+	if r.Status != 200 {
+		t.Fatalf("sign-in: %d %s", r.Status, r.Body)
+	}
+	var agent string
+	if err := e.QueryRow(context.Background(), `select user_agent from auth.sessions order by created_at desc limit 1`).Scan(&agent); err != nil {
+		t.Fatal(err)
+	}
+	if agent != "odd\uFFFDagent" {
+		t.Errorf("stored user agent %q", agent)
 	}
 }

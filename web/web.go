@@ -316,7 +316,7 @@ func (h *Handler) clientIP(r *http.Request) string {
 }
 
 func (h *Handler) clientInfo(r *http.Request) voxanne.ClientInfo {
-	return voxanne.ClientInfo{IP: h.clientIP(r), UserAgent: r.UserAgent()}
+	return voxanne.ClientInfo{IP: h.clientIP(r), UserAgent: voxanne.CleanText(r.UserAgent())}
 }
 
 // allow takes one sign-in attempt from the client's budget.
