@@ -192,10 +192,14 @@ func (s *Server) handleSignUp(w http.ResponseWriter, r *http.Request) error {
 	}
 	var in struct {
 		Email    string         `json:"email"`
+		Phone    string         `json:"phone"`
 		Password string         `json:"password"`
 		Data     map[string]any `json:"data"`
 	}
 	if err := decodeJSON(w, r, &in); err != nil {
+		return err
+	}
+	if err := disabledSignUp(in.Email, in.Phone); err != nil {
 		return err
 	}
 	user, sess, err := s.Auth.SignUp(r.Context(), voxanne.SignUpInput{Email: in.Email, Password: in.Password, Data: in.Data}, clientInfo(s, r))
@@ -217,10 +221,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		}
 		var in struct {
 			Email    string `json:"email"`
+			Phone    string `json:"phone"`
 			Password string `json:"password"`
 		}
 		if err := decodeJSON(w, r, &in); err != nil {
 			return err
+		}
+		if in.Email == "" && in.Phone != "" {
+			return errPhoneLoginDisabled
 		}
 		// Failed attempts count per (address, client IP), so an attacker's
 		// guesses exhaust their own bucket and not the real user's, and per
@@ -259,6 +267,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) error {
 		}
 		return writeJSON(w, http.StatusOK, sess)
 	default:
+		if err := disabledGrant(r.URL.Query().Get("grant_type")); err != nil {
+			return err
+		}
 		return voxanne.ReasonErrorf(voxanne.EINVALID, voxanne.ReasonValidationFailed, "unsupported grant_type: use password or refresh_token")
 	}
 }

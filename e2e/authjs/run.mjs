@@ -641,3 +641,14 @@ step('admin: inviteUserByEmail, generateLink (each type), listUsers over pages a
   assert.equal(badPage.status, 400)
   assert.equal(badPage.body.code, 'validation_failed')
 })
+
+step('features not offered answer GoTrue\'s disabled-feature errors', async () => {
+  const { client } = newClient()
+  assertAuthError(await client.signInAnonymously(), 'anonymous_provider_disabled', 422)
+  assertAuthError(await client.signUp({ phone: '+15551234567', password: strongPassword() }), 'phone_provider_disabled', 422)
+  assertAuthError(await client.signInWithPassword({ phone: '+15551234567', password: strongPassword() }), 'phone_provider_disabled', 422)
+  assertAuthError(await client.signInWithOtp({ phone: '+15551234567' }), 'phone_provider_disabled', 422)
+  assertAuthError(await client.signInWithIdToken({ provider: 'google', token: 'not-a-token' }), 'provider_disabled', 400)
+  const web3 = await api('POST', '/token?grant_type=web3', { body: { chain: 'solana', message: 'm', signature: 's' }, apiVersion: true })
+  assert.deepEqual([web3.status, web3.body.code, web3.body.message], [422, 'web3_provider_disabled', 'Web3 provider is disabled'])
+})
