@@ -59,8 +59,8 @@ func (db *DB) NotifyDashboard(ctx context.Context, orgID string) error {
 // live updates: one LISTEN connection per instance.
 type EventListener struct {
 	DB *DB
-	// Publish receives the id of each org whose data changed; it must not
-	// block.
+	// Publish receives the id of each org whose data changed, and "" for
+	// every org each time the listener starts listening; it must not block.
 	Publish func(orgID string)
 	Logger  *slog.Logger
 }
@@ -100,6 +100,9 @@ func (l *EventListener) session(ctx context.Context, cfg *pgx.ConnConfig) error 
 	if _, err := conn.Exec(ctx, "listen "+dashboardChannel); err != nil {
 		return err
 	}
+	// Changes made while no connection listened went unannounced: an empty
+	// org tells the subscribers to look again at everything.
+	l.Publish("")
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

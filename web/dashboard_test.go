@@ -170,3 +170,45 @@ func TestListRowsShowWhatChanged(t *testing.T) {
 		}
 	}
 }
+
+func TestOverviewFiguresFollowAnnouncements(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, testenv.Options{})
+	s := e.SignUp("kept@example.com")
+	org := s.OrgID()
+	c := webtest.NewClient(t, e.URL)
+	c.Login("kept@example.com", testenv.Password)
+	week := func() string { return kpi(t, c.Get("/overview").Body, "Calls, 7 days") }
+	if got := week(); got != "0" {
+		t.Fatalf("a new org's calls: %s", got)
+	}
+	// Figures are kept until the org's next announcement: a row written
+	// straight into the database, unannounced, is not counted yet.
+	webtest.InsertRow(t, e, "calls", org, map[string]any{"summary": "one"})
+	if got := week(); got != "0" {
+		t.Fatalf("the figures were read again without an announcement (%s): nothing is kept", got)
+	}
+	// Announced as the webhook jobs announce their rows, through the
+	// database: the next page after it counts the call.
+	if err := e.DB.NotifyDashboard(context.Background(), org); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for week() != "1" {
+		if time.Now().After(deadline) {
+			t.Fatal("the announced call was never counted")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Another org's announcement leaves these figures; one for every org
+	// (the listener listening again after an outage) does not.
+	webtest.InsertRow(t, e, "calls", org, map[string]any{"summary": "two"})
+	e.Events.Publish(e.SignUp("other-org@example.com").OrgID())
+	if got := week(); got != "1" {
+		t.Errorf("after another org's announcement: %s", got)
+	}
+	e.Events.Publish("")
+	if got := week(); got != "2" {
+		t.Errorf("after an announcement for every org: %s, want 2", got)
+	}
+}

@@ -17,24 +17,58 @@ import (
 // stream re-reads what changed through the tenant path, so that it can never
 // carry another org's data. Publish never blocks: announcements that arrive
 // while a stream is busy coalesce into one.
+//
+// The hub also versions each org's data for what the dashboard keeps between
+// requests (the overview's figures): an announcement makes a new version.
 type Hub struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
+	// seq counts announcements; changed holds the seq of each org's last
+	// one and reset that of the last announcement for every org.
+	seq, reset uint64
+	changed    map[string]uint64
 }
 
-// NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[chan struct{}]struct{}{}} }
+// maxVersioned bounds the orgs whose versions the hub keeps; past it they
+// are all forgotten at once, which only counts as a change of every org.
+const maxVersioned = 100_000
 
-// Publish tells org's streams, and no other, that its data changed.
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{subs: map[string]map[chan struct{}]struct{}{}, changed: map[string]uint64{}}
+}
+
+// Publish tells org's streams, and no other, that its data changed. An empty
+// org means every org: changes may have gone unannounced (the listener's
+// connection was down), so every stream looks again and nothing kept stays.
 func (hb *Hub) Publish(orgID string) {
 	hb.mu.Lock()
 	defer hb.mu.Unlock()
-	for ch := range hb.subs[orgID] {
-		select {
-		case ch <- struct{}{}:
-		default:
+	hb.seq++
+	if orgID == "" || len(hb.changed) >= maxVersioned {
+		hb.reset, hb.changed = hb.seq, map[string]uint64{}
+	} else {
+		hb.changed[orgID] = hb.seq
+	}
+	for org, subs := range hb.subs {
+		if orgID != "" && org != orgID {
+			continue
+		}
+		for ch := range subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
+}
+
+// version returns the version of org's data: it changes with every
+// announcement of the org.
+func (hb *Hub) version(orgID string) uint64 {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return max(hb.changed[orgID], hb.reset)
 }
 
 // subscribe returns a channel of org's announcements and the func that ends it.

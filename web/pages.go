@@ -95,7 +95,7 @@ func (h *Handler) overview(q *req) error {
 	now := time.Now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	from := today.AddDate(0, 0, -(days - 1))
-	st, td, recent, names, err := h.cfg.Voice.Overview(q.r.Context(), q.p, from, today, now, 5)
+	st, td, recent, names, err := h.overviewData(q, days, from, today, now)
 	if err != nil {
 		return err
 	}
@@ -120,6 +120,30 @@ func (h *Handler) overview(q *req) error {
 	}
 	return q.page(h, http.StatusOK, "overview", "Overview", "overview", d)
 }
+
+// overviewData reads the overview's figures, or takes those kept of the
+// org's data as it is now (see figures), and its latest calls.
+func (h *Handler) overviewData(q *req, days int, from, today, now time.Time) (period, day *voxanne.Stats, recent []voxanne.Call, names map[string]string, err error) {
+	ctx, hub := q.r.Context(), h.cfg.Events
+	if hub == nil {
+		return h.cfg.Voice.Overview(ctx, q.p, from, today, now, latestCalls)
+	}
+	key := figuresKey{org: q.p.OrgID, days: days, from: from, today: today}
+	version := hub.version(q.p.OrgID)
+	if period, day, ok := h.figures.get(key, version, now); ok {
+		recent, names, _, err = h.cfg.Voice.ListCallsNamed(ctx, q.p, voxanne.CallFilter{}, voxanne.Page{Limit: latestCalls})
+		return period, day, recent, names, err
+	}
+	period, day, recent, names, err = h.cfg.Voice.Overview(ctx, q.p, from, today, now, latestCalls)
+	// Kept only if no change was announced while they were read.
+	if err == nil && hub.version(q.p.OrgID) == version {
+		h.figures.put(key, version, now, period, day)
+	}
+	return period, day, recent, names, err
+}
+
+// latestCalls is how many calls the overview lists.
+const latestCalls = 5
 
 // Calls.
 

@@ -77,15 +77,6 @@ func loadPages() *pages {
 		"prettyJS":    prettyJSON,
 		"short":       func(s string) string { return shortID(s) },
 		"statusClass": statusClass,
-		// emailParts splits an address at its @, so that a template can let
-		// a narrow column break the line there (<wbr>).
-		"emailParts": func(email string) []string {
-			local, domain, ok := strings.Cut(email, "@")
-			if !ok {
-				return []string{email, ""}
-			}
-			return []string{local, domain}
-		},
 		"roleAtLeast": voxanne.AtLeast,
 		"canManage":   voxanne.CanManage,
 	}

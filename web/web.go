@@ -76,6 +76,9 @@ type Handler struct {
 	limitMu sync.Mutex
 	limits  map[string]*rate.Limiter
 
+	// figures keeps the overview's figures between requests.
+	figures *figures
+
 	patterns []string
 	methods  *methods.Table
 }
@@ -85,7 +88,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), methods: methods.New(), pages: loadPages(), limits: map[string]*rate.Limiter{}}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), methods: methods.New(), pages: loadPages(), figures: newFigures(), limits: map[string]*rate.Limiter{}}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
 		h.secure = u.Scheme == "https"
 		h.origin = u.Scheme + "://" + u.Host
