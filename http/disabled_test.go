@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/voxanne/voxanne/internal/testenv"
@@ -39,5 +40,29 @@ func TestDisabledFeaturesAnswerGoTrueErrors(t *testing.T) {
 	var users int
 	if err := e.QueryRow(context.Background(), "select count(*) from auth.users").Scan(&users); err != nil || users != 0 {
 		t.Errorf("refused sign-ins wrote %d users (%v)", users, err)
+	}
+}
+
+// weak_password speaks GoTrue's words, with the configured minimum length,
+// and reports a common password as GoTrue's "pwned".
+func TestWeakPasswordWording(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, testenv.Options{PasswordMinLength: 12})
+	for _, c := range []struct {
+		pw, message string
+		reasons     []any
+	}{
+		{"Short-pw-9", "Password should be at least 12 characters.", []any{"length"}},
+		{"password", "Password should be at least 12 characters. Password is known to be weak and easy to guess, please choose a different one.", []any{"length", "pwned"}},
+	} {
+		r := authDo(e, "POST", "/auth/v1/signup", map[string]any{"email": "weak@clinic.example", "password": c.pw})
+		m := r.JSON(t)
+		wp, _ := m["weak_password"].(map[string]any)
+		if r.Status != 422 || m["code"] != "weak_password" || m["message"] != c.message || fmt.Sprint(wp["reasons"]) != fmt.Sprint(c.reasons) {
+			t.Errorf("%q: %d %s", c.pw, r.Status, r.Body)
+		}
+	}
+	if r := authDo(e, "POST", "/auth/v1/signup", map[string]any{"email": "ok@clinic.example", "password": "Twelve-chars"}); r.Status != 200 {
+		t.Errorf("12 characters: %d %s", r.Status, r.Body)
 	}
 }

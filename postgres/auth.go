@@ -41,6 +41,9 @@ type AuthConfig struct {
 	Logger        *slog.Logger
 	// Verifier checks access tokens; its key source should be the key ring.
 	Verifier *token.Verifier
+	// PasswordMinLength is the fewest characters of a new password (at
+	// least password.MinLength, the default).
+	PasswordMinLength int
 	// Revoked is told, right after commit, of every revocation this instance
 	// makes, so that its own cache never lags behind (other instances learn of
 	// them through NOTIFY).
@@ -91,9 +94,24 @@ func normalizeEmail(s string) (string, error) {
 	return s, nil
 }
 
-func weakPasswordError(reasons []string) error {
-	return &voxanne.Error{Code: voxanne.EINVALID, Reason: voxanne.ReasonWeakPassword,
-		Message: fmt.Sprintf("Password is too weak: it must be at least %d characters and not a common password", password.MinLength),
+// checkPassword vets a new password against the configured minimum length
+// and the list of common passwords: GoTrue's weak_password, in its words.
+func (s *AuthService) checkPassword(pw string) error {
+	min := max(s.cfg.PasswordMinLength, password.MinLength)
+	reasons := password.CheckMin(pw, min)
+	if len(reasons) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, r := range reasons {
+		switch r {
+		case password.ReasonLength:
+			msgs = append(msgs, fmt.Sprintf("Password should be at least %d characters.", min))
+		case password.ReasonCommon:
+			msgs = append(msgs, "Password is known to be weak and easy to guess, please choose a different one.")
+		}
+	}
+	return &voxanne.Error{Code: voxanne.EINVALID, Reason: voxanne.ReasonWeakPassword, Message: strings.Join(msgs, " "),
 		Details: map[string]any{"weak_password": map[string]any{"reasons": reasons}}}
 }
 
@@ -288,8 +306,8 @@ func (s *AuthService) SignUp(ctx context.Context, in voxanne.SignUpInput, ci vox
 	if err != nil {
 		return nil, nil, err
 	}
-	if reasons := password.Check(in.Password); len(reasons) > 0 {
-		return nil, nil, weakPasswordError(reasons)
+	if err := s.checkPassword(in.Password); err != nil {
+		return nil, nil, err
 	}
 	if err := checkUserMetadata(in.Data); err != nil {
 		return nil, nil, err
@@ -571,8 +589,8 @@ func (s *AuthService) User(ctx context.Context, id string) (*voxanne.User, error
 func (s *AuthService) UpdateUser(ctx context.Context, p *voxanne.Principal, in voxanne.UserUpdate) (*voxanne.User, error) {
 	var hash string
 	if in.Password != nil {
-		if reasons := password.Check(*in.Password); len(reasons) > 0 {
-			return nil, weakPasswordError(reasons)
+		if err := s.checkPassword(*in.Password); err != nil {
+			return nil, err
 		}
 		var err error
 		if hash, err = password.Hash(*in.Password); err != nil {

@@ -52,12 +52,12 @@ func (s *AuthService) ListUsers(ctx context.Context, page, perPage int) ([]*voxa
 	return users, total, err
 }
 
-func adminHash(in voxanne.AdminUserInput) (string, error) {
+func (s *AuthService) adminHash(in voxanne.AdminUserInput) (string, error) {
 	if in.Password == nil {
 		return "", nil
 	}
-	if reasons := password.Check(*in.Password); len(reasons) > 0 {
-		return "", weakPasswordError(reasons)
+	if err := s.checkPassword(*in.Password); err != nil {
+		return "", err
 	}
 	return password.Hash(*in.Password)
 }
@@ -74,7 +74,7 @@ func (s *AuthService) CreateUser(ctx context.Context, in voxanne.AdminUserInput)
 	if err := checkAdminAppMetadata(in.AppMetadata); err != nil {
 		return nil, err
 	}
-	hash, err := adminHash(in)
+	hash, err := s.adminHash(in)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (s *AuthService) UpdateUserByID(ctx context.Context, id string, in voxanne.
 			return nil, err
 		}
 	}
-	hash, err := adminHash(in)
+	hash, err := s.adminHash(in)
 	if err != nil {
 		return nil, err
 	}

@@ -234,7 +234,7 @@ func (s *AuthService) GenerateLink(ctx context.Context, in voxanne.GenerateLinkI
 	}
 	var hash string
 	if kind == "signup" {
-		if hash, err = adminHash(voxanne.AdminUserInput{Password: &in.Password}); err != nil {
+		if hash, err = s.adminHash(voxanne.AdminUserInput{Password: &in.Password}); err != nil {
 			return nil, err
 		}
 	}

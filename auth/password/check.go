@@ -10,8 +10,9 @@ import (
 
 //go:generate go run gencommon.go
 
-// MinLength is the fewest characters (not bytes) a new password may have,
-// the floor NIST SP 800-63B sets for user-chosen passwords. It counts
+// MinLength is the fewest characters (not bytes) a new password may have by
+// default (VOXANNE_PASSWORD_MIN_LENGTH may ask for more; CheckMin), the floor
+// NIST SP 800-63B sets for user-chosen passwords. It counts
 // characters rather than bytes, or a three-character password in a non-Latin
 // script would pass.
 const MinLength = 8
@@ -28,8 +29,8 @@ const (
 	// or longer than MaxLength bytes.
 	ReasonLength = "length"
 	// ReasonCommon means the password is on the built-in list of passwords
-	// that attackers try first, whatever its length.
-	ReasonCommon = "common"
+	// that attackers try first, whatever its length: GoTrue's "pwned".
+	ReasonCommon = "pwned"
 )
 
 //go:embed common.txt
@@ -53,9 +54,13 @@ var commonSet = sync.OnceValue(func() map[string]struct{} {
 // that a client can show them all at once, as GoTrue does. Check is for new
 // passwords only; existing passwords are never re-vetted at sign-in, so that
 // tightening the policy does not lock anyone out.
-func Check(password string) []string {
+func Check(password string) []string { return CheckMin(password, MinLength) }
+
+// CheckMin is Check with min characters at least (MinLength when smaller).
+func CheckMin(password string, min int) []string {
+	min = max(min, MinLength)
 	var reasons []string
-	if utf8.RuneCountInString(password) < MinLength || len(password) > MaxLength {
+	if utf8.RuneCountInString(password) < min || len(password) > MaxLength {
 		reasons = append(reasons, ReasonLength)
 	}
 	// The list is lower case; "Password1" is as guessable as "password1".

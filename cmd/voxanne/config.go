@@ -38,6 +38,8 @@ type Config struct {
 	SMTPURL           string
 	MailerAutoconfirm bool
 	DisableSignup     bool
+	// PasswordMinLength is the fewest characters of a new password.
+	PasswordMinLength int
 	SentryDSN         string
 	LogFormat         string
 	RateLimits        voxhttp.RateLimits
@@ -105,6 +107,14 @@ var settings = []setting{
 			return errors.New("want whole seconds between 30 and 604800")
 		}
 		c.JWTExp = time.Duration(secs) * time.Second
+		return nil
+	}},
+	{env: "VOXANNE_PASSWORD_MIN_LENGTH", flag: "password-min-length", def: "8", help: "fewest characters of a new password (8 to 128)", set: func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 8 || n > 128 {
+			return errors.New("want a whole number from 8 to 128")
+		}
+		c.PasswordMinLength = n
 		return nil
 	}},
 	{env: "VOXANNE_JWT_SECRET", flag: "jwt-secret", secret: true, help: "also accept HS256 tokens signed with this secret", set: secretOf(32, func(c *Config) *string { return &c.JWTSecret })},

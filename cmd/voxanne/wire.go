@@ -17,7 +17,8 @@ func appConfig(cfg *Config, log *slog.Logger, reportError func(ctx context.Conte
 		VapiSecret: cfg.VapiSecret, VapiSecretPrev: cfg.VapiSecretPrev,
 		TwilioToken: cfg.TwilioToken, TwilioTokenPrev: cfg.TwilioTokenPrev,
 		Autoconfirm: cfg.MailerAutoconfirm, DisableSignup: cfg.DisableSignup, SMTPURL: cfg.SMTPURL,
-		RateLimits: &cfg.RateLimits, RateLimitHeader: cfg.RateLimitHeader, TrustedProxies: cfg.TrustedProxies,
+		PasswordMinLength: cfg.PasswordMinLength,
+		RateLimits:        &cfg.RateLimits, RateLimitHeader: cfg.RateLimitHeader, TrustedProxies: cfg.TrustedProxies,
 		CORSOrigins: cfg.CORSOrigins, Workers: cfg.Workers, ReportError: reportError, RequestTimeout: cfg.RequestTimeout,
 		SeparateMetrics: cfg.MetricsAddr != "",
 	}

@@ -47,6 +47,8 @@ type Config struct {
 	TwilioToken, TwilioTokenPrev string
 
 	Autoconfirm, DisableSignup bool
+	// PasswordMinLength is the fewest characters of a new password (0: 8).
+	PasswordMinLength int
 	// Mailer sends mail; nil: SMTP when SMTPURL is set, else the log.
 	Mailer  voxanne.Mailer
 	SMTPURL string
@@ -138,7 +140,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 	a.Authn = auth.New(auth.Config{Verifier: v, State: db, RefreshKeys: a.refreshKeys})
 	a.Auth = postgres.NewAuthService(db, a.Keys, postgres.AuthConfig{
 		Issuer: issuer, PublicURL: cfg.PublicURL, JWTExp: cfg.JWTExp,
-		Autoconfirm: cfg.Autoconfirm, DisableSignup: cfg.DisableSignup,
+		Autoconfirm: cfg.Autoconfirm, DisableSignup: cfg.DisableSignup, PasswordMinLength: cfg.PasswordMinLength,
 		Mailer: m, Logger: log, Verifier: v, Revoked: a.Authn.Apply,
 	})
 	a.Orgs = postgres.NewOrgStore(db, a.Auth)

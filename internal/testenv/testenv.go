@@ -64,6 +64,8 @@ type Options struct {
 	DB *postgres.DB
 	// Webhook secrets; defaults VapiSecret and TwilioToken.
 	VapiSecret, VapiSecretPrev, TwilioToken, TwilioTokenPrev string
+	// PasswordMinLength is VOXANNE_PASSWORD_MIN_LENGTH (0: the default 8).
+	PasswordMinLength int
 	// NoJobWorkers leaves stored events unprocessed (jobs only queue).
 	NoJobWorkers bool
 }
@@ -242,8 +244,8 @@ func NewOn(t testing.TB, db *postgres.DB, opts Options) *Env {
 		VapiSecret: opts.VapiSecret, VapiSecretPrev: opts.VapiSecretPrev,
 		TwilioToken: opts.TwilioToken, TwilioTokenPrev: opts.TwilioTokenPrev,
 		Autoconfirm: opts.Autoconfirm == nil || *opts.Autoconfirm, DisableSignup: opts.DisableSignup, Mailer: mailer,
+		Workers: 4, JobsInsertOnly: opts.NoJobWorkers, PasswordMinLength: opts.PasswordMinLength,
 		RateLimits: rl, RateLimitHeader: opts.ClientIPHeader, TrustedProxies: opts.TrustedProxies, CORSOrigins: opts.CORSOrigins,
-		Workers: 4, JobsInsertOnly: opts.NoJobWorkers,
 	})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
