@@ -187,7 +187,12 @@ func (h *Handler) public(fn func(w http.ResponseWriter, r *http.Request, csrf st
 // fail renders the page for err: not found, forbidden, bad input, or a
 // failure whose details go only to the log.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, q *req, err error) {
-	switch voxanne.ErrorCode(err) {
+	code := voxanne.ErrorCode(err)
+	if code == voxanne.EINTERNAL && h.cfg.Unavailable != nil && h.cfg.Unavailable(err) {
+		code = voxanne.EUNAVAILABLE
+		h.cfg.Logger.Warn("dashboard: database unavailable", "path", r.URL.Path, "error", err)
+	}
+	switch code {
 	case voxanne.ENOTFOUND:
 		h.renderErrorFor(w, r, q, http.StatusNotFound, "Not found", "There is no such item in this organization.")
 	case voxanne.EFORBIDDEN:

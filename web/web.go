@@ -63,6 +63,10 @@ type Config struct {
 	// MFA runs two-factor authentication: the /mfa pages and the org's
 	// requirement (nil: neither is offered).
 	MFA voxanne.MFAService
+	// Unavailable tells a database that cannot be reached or did not answer
+	// in time from a failing request (postgres.Unavailable): its pages
+	// answer 503 with Retry-After, like the API, instead of 500.
+	Unavailable func(error) bool
 }
 
 // Handler serves the dashboard.

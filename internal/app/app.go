@@ -205,7 +205,7 @@ func New(ctx context.Context, db *postgres.DB, cfg Config) (*App, error) {
 	a.Events = web.NewHub()
 	dash := web.New(web.Config{Events: a.Events, Endpoints: a.Endpoints, Auth: a.Auth, Authenticator: a.Authn,
 		Orgs: a.Orgs, MFA: a.MFA, Voice: a.Voice, PublicURL: cfg.PublicURL, Keys: web.SigningKeys(a.Keys.Current, a.Keys.Lookup),
-		Logger: log, SignInRate: web.Rate(signIn), DisableSignup: cfg.DisableSignup})
+		Logger: log, SignInRate: web.Rate(signIn), DisableSignup: cfg.DisableSignup, Unavailable: postgres.Unavailable})
 	// The dashboard reads its client address from RemoteAddr, which the
 	// resolver sets from the trusted proxies' header.
 	// The dashboard's requests have the API's deadline; its export and event
