@@ -124,10 +124,13 @@ func (q *listQuery) after(k *keyset) {
 	}
 }
 
-// page orders newest first and fetches one row more than the page, which tells
-// whether there is a next page.
-func (q *listQuery) page(limit int) string {
-	return " where " + strings.Join(q.conds, " and ") + " order by created_at desc, id desc limit " + q.arg(limit+1)
+// page orders table's rows newest first and fetches one row more than the
+// page, which tells whether there is a next page. The order names the table's
+// columns: the lists select id::text, and an unqualified "id" would order by
+// that text, which no index serves (every row of the org was read and sorted)
+// and which is not the uuid order of the keyset condition.
+func (q *listQuery) page(table string, limit int) string {
+	return " where " + strings.Join(q.conds, " and ") + " order by " + table + ".created_at desc, " + table + ".id desc limit " + q.arg(limit+1)
 }
 
 // trimPage cuts a fetched page to limit and returns the cursor of its last
@@ -269,7 +272,7 @@ func (s *VoiceStore) callsQuery(p *voxanne.Principal, f voxanne.CallFilter, k *k
 		q.where("search @@ websearch_to_tsquery('english', " + q.arg(f.Q) + ")")
 	}
 	q.after(k)
-	return `select ` + shape.columns + ` from calls` + q.page(limit), q.args
+	return `select ` + shape.columns + ` from calls` + q.page("calls", limit), q.args
 }
 
 // scan scans a row of callsQuery.
@@ -361,7 +364,7 @@ func (s *VoiceStore) listMessages(ctx context.Context, p *voxanne.Principal, con
 	}
 	var rows []namedRow[voxanne.Message]
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		r, err := tx.Query(ctx, `select `+cols+` from messages`+q.page(limit), q.args...)
+		r, err := tx.Query(ctx, `select `+cols+` from messages`+q.page("messages", limit), q.args...)
 		if err != nil {
 			return err
 		}
@@ -408,7 +411,7 @@ func (s *VoiceStore) listContacts(ctx context.Context, p *voxanne.Principal, sea
 	}
 	var rows []contactRow
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		r, err := tx.Query(ctx, `select `+contactColumns+`, created_at from contacts`+q.page(limit), q.args...)
+		r, err := tx.Query(ctx, `select `+contactColumns+`, created_at from contacts`+q.page("contacts", limit), q.args...)
 		if err != nil {
 			return err
 		}
