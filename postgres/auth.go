@@ -212,7 +212,7 @@ type sessionAuth struct {
 }
 
 // sessionAuthSQL reads a session's sessionAuth columns (alias s); sessions
-// made before migration 0015 have no amr and were password sign-ins.
+// made before migration 0014 have no amr and were password sign-ins.
 const sessionAuthSQL = `s.aal, ` + amrSQL
 
 // amrSQL is the amr of session s.

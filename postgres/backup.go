@@ -5,7 +5,7 @@ package postgres
 // A backup is pg_dump's custom format, dumped as BackupRole (pg_dump --role):
 // an owner that is no superuser is bound by the tables' forced row-level
 // security and would dump nothing (pg_dump refuses), while BackupRole reads
-// every row through a select-only policy on each such table (migration 0014).
+// every row through a select-only policy on each such table (migration 0013).
 //
 // A restore runs in one transaction (psql --single-transaction): optionally
 // drop everything Voxanne made in the database, create the cluster-wide roles
@@ -36,7 +36,7 @@ import (
 	"github.com/voxanne/voxanne/postgres/pglocal"
 )
 
-// Roles of migration 0014.
+// Roles of migration 0013.
 const (
 	// DefinerRole owns every SECURITY DEFINER function, with exactly the
 	// grants and policies their bodies need; it cannot log in.
@@ -47,7 +47,7 @@ const (
 )
 
 // backupVersion is the first schema version that BackupRole can dump.
-const backupVersion = 14
+const backupVersion = 13
 
 // Tools are the PostgreSQL client programs backups and restores run.
 type Tools struct {

@@ -89,7 +89,7 @@ func TestDefinerFunctionsWorkForEitherOwner(t *testing.T) {
 	}
 }
 
-// The roles of migration 0014 are what the migration says, and stay so: every
+// The roles of migration 0013 are what the migration says, and stay so: every
 // SECURITY DEFINER function (a later migration's too) belongs to
 // voxanne_definer, which owns nothing else, and every table with row-level
 // security has a policy that lets voxanne_backup read it.

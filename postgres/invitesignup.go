@@ -9,7 +9,7 @@ import (
 )
 
 // SQLSTATEs the sign-up trigger raises for an invitation_token it cannot
-// honour (migration 0015).
+// honour (migration 0014).
 const (
 	sqlstateInvitationNotFound = "VX404"
 	sqlstateInvitationEmail    = "VX403"

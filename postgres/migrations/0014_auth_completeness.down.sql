@@ -1,4 +1,4 @@
--- Undo 0015. Phone-only users and the one-time tokens of the new kinds cannot
+-- Undo 0014. Phone-only users and the one-time tokens of the new kinds cannot
 -- exist without it and are deleted.
 create or replace function auth.handle_new_user() returns trigger
   language plpgsql
