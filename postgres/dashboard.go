@@ -137,10 +137,11 @@ const (
 // server to decode.
 var listedCalls = callShape{
 	columns: `id::text, status, from_number, contact_id::text, started_at, duration_seconds, ended_reason, cost_usd::float8,
-		left(summary, 300), created_at` + contactNameColumn("calls"),
+		left(summary, 300), created_at`,
+	named: true,
 	targets: func(c *namedRow[voxanne.Call]) []any {
 		return []any{&c.item.ID, &c.item.Status, &c.item.FromNumber, &c.item.ContactID, &c.item.StartedAt, &c.item.DurationSeconds,
-			&c.item.EndedReason, &c.item.CostUSD, &c.item.Summary, &c.item.CreatedAt, &c.name}
+			&c.item.EndedReason, &c.item.CostUSD, &c.item.Summary, &c.item.CreatedAt, nil, nil, &c.name}
 	},
 }
 

@@ -211,11 +211,18 @@ func (s *VoiceStore) ListCalls(ctx context.Context, p *voxanne.Principal, f voxa
 	return calls, next, err
 }
 
-// contactNameColumn is a list's extra column with the name of each row's
-// contact: the contact of the row's own org (row-level security confines it
-// too).
-func contactNameColumn(table string) string {
-	return `, (select ct.name from contacts ct where ct.org_id = ` + table + `.org_id and ct.id = ` + table + `.contact_id)`
+// rowRefs are the last columns of a list page that namedPage wraps: the
+// row's org and contact.
+const rowRefs = `, org_id as row_org, contact_id as row_contact`
+
+// namedPage wraps the statement of a list page (its columns ending with
+// rowRefs) so that each row ends with its contact's name: the contact of the
+// row's own org (row-level security confines it too), read once the page is
+// cut, so for its rows only whatever plan finds them. The page's columns are
+// ordered as the page is.
+func namedPage(page string) string {
+	return `select l.*, ct.name from (` + page + `) l left join contacts ct on ct.org_id = l.row_org and ct.id = l.row_contact
+		order by l.created_at desc, l.id desc`
 }
 
 // namedRow is a list row with its contact's name.
@@ -245,10 +252,11 @@ func namesOf[T any](rows []namedRow[T], contact func(T) *string) map[string]stri
 	return out
 }
 
-// callShape is what a calls list reads of each call: its columns and where
-// they are scanned to.
+// callShape is what a calls list reads of each call: its columns, whether
+// the rows are named (namedPage), and where they are scanned to.
 type callShape struct {
 	columns string
+	named   bool
 	targets func(c *namedRow[voxanne.Call]) []any
 }
 
@@ -272,6 +280,9 @@ func (s *VoiceStore) callsQuery(p *voxanne.Principal, f voxanne.CallFilter, k *k
 		q.where("search @@ websearch_to_tsquery('english', " + q.arg(f.Q) + ")")
 	}
 	q.after(k)
+	if shape.named {
+		return namedPage(`select ` + shape.columns + rowRefs + ` from calls` + q.page("calls", limit)), q.args
+	}
 	return `select ` + shape.columns + ` from calls` + q.page("calls", limit), q.args
 }
 
@@ -358,13 +369,14 @@ func (s *VoiceStore) listMessages(ctx context.Context, p *voxanne.Principal, con
 		q.where("contact_id = " + q.arg(contactID) + "::uuid")
 	}
 	q.after(k)
-	cols := messageColumns
+	page := q.page("messages", limit)
+	sql := `select ` + messageColumns + ` from messages` + page
 	if named {
-		cols += contactNameColumn("messages")
+		sql = namedPage(`select ` + messageColumns + rowRefs + ` from messages` + page)
 	}
 	var rows []namedRow[voxanne.Message]
 	err = s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		r, err := tx.Query(ctx, `select `+cols+` from messages`+q.page("messages", limit), q.args...)
+		r, err := tx.Query(ctx, sql, q.args...)
 		if err != nil {
 			return err
 		}
@@ -372,7 +384,7 @@ func (s *VoiceStore) listMessages(ctx context.Context, p *voxanne.Principal, con
 			var m namedRow[voxanne.Message]
 			targets := messageTargets(&m.item)
 			if named {
-				targets = append(targets, &m.name)
+				targets = append(targets, nil, nil, &m.name)
 			}
 			err := row.Scan(targets...)
 			if m.item.Media == nil {
