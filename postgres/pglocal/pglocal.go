@@ -307,7 +307,8 @@ func (c *Cluster) takeLock(dir string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	rec, _ := json.Marshal(Holder{PID: os.Getpid(), Command: c.opts.Command, Serving: c.opts.Serving})
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt(append(rec, '\n'), 0)
 	}
 	if err != nil {
