@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -204,8 +205,8 @@ func (s *VoiceStore) Overview(ctx context.Context, p *voxanne.Principal, from, t
 // CallWithContact is the call page's data: one of the org's calls with its
 // transcript and analysis, and the caller's contact with their latest calls
 // and messages (nil without a contact). The read is audited in the same
-// transaction, as Call's is; the audit entry is written last, so that the
-// org's audit chain is locked only until the commit.
+// transaction, as Call's is, by the last statement of the one batch: the
+// org's audit chain is locked from it to the commit only.
 func (s *VoiceStore) CallWithContact(ctx context.Context, p *voxanne.Principal, id, ip string) (*voxanne.CallDetail, *voxanne.ContactDetail, error) {
 	var c voxanne.CallDetail
 	var ct *voxanne.ContactDetail
@@ -213,20 +214,26 @@ func (s *VoiceStore) CallWithContact(ctx context.Context, p *voxanne.Principal, 
 		b := &pgx.Batch{}
 		b.Queue(callDetailSQL, s.db.org(p), id)
 		s.queueContact(b, p, `(select contact_id from calls where org_id = coalesce($1, org_id) and id = $2)`, id)
+		// Audits the read of the call, if there is one to read.
+		b.Queue(`insert into audit_log (org_id, actor_id, action, target_type, target_id, ip, details, prev_hash, hash)
+			select $3, nullif($4, '')::uuid, $5, 'call', id::text, nullif($6, ''), '{}', '', ''
+			from calls where org_id = coalesce($1, org_id) and id = $2`,
+			s.db.org(p), id, p.OrgID, p.UserID, voxanne.AuditTranscriptRead, ip)
 		br := tx.SendBatch(ctx, b)
+		defer br.Close()
 		err := br.QueryRow().Scan(callDetailTargets(&c)...)
 		if errors.Is(err, pgx.ErrNoRows) {
-			br.Close()
 			return voxanne.Errorf(voxanne.ENOTFOUND, "no such call")
 		} else if err != nil {
-			br.Close()
 			return err
 		}
 		if ct, err = readContact(br); err != nil {
 			return err
 		}
-		return appendAudit(ctx, tx, voxanne.AuditEvent{OrgID: p.OrgID, ActorID: p.UserID, Action: voxanne.AuditTranscriptRead,
-			TargetType: "call", TargetID: c.ID, IP: ip})
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("audit %s: %w", voxanne.AuditTranscriptRead, err)
+		}
+		return br.Close()
 	})
 	if err != nil {
 		return nil, nil, mapError("get call", err)

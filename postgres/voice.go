@@ -448,12 +448,16 @@ func (s *VoiceStore) Contact(ctx context.Context, p *voxanne.Principal, id strin
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		s.queueContact(b, p, "$2", id)
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
 		var err error
-		d, err = readContact(tx.SendBatch(ctx, b))
-		if err == nil && d == nil {
-			err = voxanne.Errorf(voxanne.ENOTFOUND, "no such contact")
+		if d, err = readContact(br); err != nil {
+			return err
 		}
-		return err
+		if d == nil {
+			return voxanne.Errorf(voxanne.ENOTFOUND, "no such contact")
+		}
+		return br.Close()
 	})
 	if err != nil {
 		return nil, mapError("get contact", err)
@@ -468,38 +472,29 @@ func (s *VoiceStore) queueContact(b *pgx.Batch, p *voxanne.Principal, idExpr str
 	org := s.db.org(p)
 	b.Queue(`select `+contactColumns+` from contacts where org_id = coalesce($1, org_id) and id = `+idExpr, org, arg)
 	b.Queue(`select `+callColumns+` from calls where org_id = coalesce($1, org_id) and contact_id = `+idExpr+`
-		order by created_at desc, id desc limit $3`, org, arg, voiceRecentItems)
+		order by calls.created_at desc, calls.id desc limit $3`, org, arg, voiceRecentItems)
 	b.Queue(`select `+messageColumns+` from messages where org_id = coalesce($1, org_id) and contact_id = `+idExpr+`
-		order by created_at desc, id desc limit $3`, org, arg, voiceRecentItems)
+		order by messages.created_at desc, messages.id desc limit $3`, org, arg, voiceRecentItems)
 }
 
-// readContact reads the results of queueContact and closes br; the detail is
-// nil when there is no such contact.
-func readContact(br pgx.BatchResults) (d *voxanne.ContactDetail, err error) {
-	defer func() {
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-	}()
+// readContact reads the three results of queueContact; the detail is nil
+// when there is no such contact.
+func readContact(br pgx.BatchResults) (*voxanne.ContactDetail, error) {
 	c := voxanne.ContactDetail{RecentCalls: []voxanne.Call{}, RecentMessages: []voxanne.Message{}}
-	err = br.QueryRow().Scan(contactTargets(&c.Contact)...)
-	if errors.Is(err, pgx.ErrNoRows) {
+	err := br.QueryRow().Scan(contactTargets(&c.Contact)...)
+	found := err == nil
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	// The other two are read either way: the batch's next results follow.
+	if c.RecentCalls, err = batchRows(br, scanCall); err != nil {
+		return nil, err
+	}
+	if c.RecentMessages, err = batchRows(br, scanMessage); err != nil {
+		return nil, err
+	}
+	if !found {
 		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	if c.RecentCalls, err = pgx.AppendRows(c.RecentCalls, rows, scanCall); err != nil {
-		return nil, err
-	}
-	if rows, err = br.Query(); err != nil {
-		return nil, err
-	}
-	if c.RecentMessages, err = pgx.AppendRows(c.RecentMessages, rows, scanMessage); err != nil {
-		return nil, err
 	}
 	return &c, nil
 }
