@@ -1,18 +1,23 @@
 // Package browser_test drives the dashboard in a real headless Chromium
-// (Debian's chromium, through chromedp) against the real router, middleware
-// and PostgreSQL: the seed's twelve manual scenarios as named tests, the
-// screenshots of every page at desktop and phone widths, and the performance
-// figures (logged, not asserted).
+// (Debian's chromium, through chromedp) against the real binary (`voxanne
+// serve`, built once per run) on a real PostgreSQL: the seed's twelve manual
+// scenarios as named tests, the screenshots of every page at desktop and
+// phone widths, and the performance figures (logged, not asserted). An
+// in-process instance of the same assembly (internal/testenv) on the same
+// database seeds it; the browser and every API check talk to the binary only.
 //
 // The tests are skipped under `go test -short` only; without a browser they
 // fail, so that CI cannot pass them by accident.
 package browser_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -29,12 +34,16 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/voxanne/voxanne/internal/testbin"
 	"github.com/voxanne/voxanne/internal/testdb"
 	"github.com/voxanne/voxanne/internal/testenv"
+	"github.com/voxanne/voxanne/internal/testsmtp"
 	"github.com/voxanne/voxanne/web/webtest"
 )
 
 var (
+	// binary is the built `voxanne` command.
+	binary        string
 	browserOnce   sync.Once
 	browserCtx    context.Context
 	browserErr    error
@@ -48,7 +57,14 @@ func TestMain(m *testing.M) {
 		// Every test here drives the browser: no database cluster to start.
 		os.Exit(m.Run())
 	}
+	bin, remove, err := testbin.Build("../../cmd/voxanne")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = bin
 	code := testdb.Main(m)
+	remove()
 	stopBrowser()
 	if browserTmpDir != "" {
 		os.RemoveAll(browserTmpDir)
@@ -159,6 +175,13 @@ func (r *record) docsSince(n int) []string {
 	return append([]string(nil), r.documents[n:]...)
 }
 
+// answered reports whether a response to url arrived with status 200.
+func (r *record) answered(url string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.statuses[url] == 200
+}
+
 func (r *record) messages() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -197,7 +220,7 @@ func (s *server) tab(t *testing.T) *tab {
 // open navigates to a path of the server and returns the final HTTP status.
 func (b *tab) open(path string) int64 {
 	b.t.Helper()
-	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(b.srv.env.URL+path))
+	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(b.srv.url+path))
 	if err != nil {
 		b.t.Fatalf("open %s: %v", path, err)
 	}
@@ -273,16 +296,19 @@ func (b *tab) login(email string) {
 // the DevTools protocol sees what page scripts cannot).
 func (b *tab) cookies() []*network.Cookie {
 	b.t.Helper()
-	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.srv.env.URL + "/"}})
+	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{b.srv.url + "/"}})
 	if err != nil {
 		b.t.Fatal(err)
 	}
 	return res.Cookies
 }
 
-// server is the system under test with two orgs of data.
+// server is the system under test, the built binary at url, with two orgs
+// of data that env (an in-process instance on the same database) seeded.
 type server struct {
+	url                  string
 	env                  *testenv.Env
+	mail                 *testsmtp.Server
 	owner, admin, member *testenv.Session
 	ownerB               *testenv.Session
 	a, b                 webtest.Fixture
@@ -291,8 +317,10 @@ type server struct {
 func newServer(t *testing.T) *server {
 	t.Helper()
 	browser(t) // skip or fail before any set-up
-	e := testenv.New(t, testenv.Options{})
-	s := &server{env: e}
+	dbURL := testdb.NewDatabase(t)
+	e := testenv.New(t, testenv.Options{DB: testdb.Open(t, dbURL)})
+	s := &server{env: e, mail: testsmtp.Start(t)}
+	s.url = s.serve(t, dbURL)
 	s.owner = e.SignUp("owner@alpha.example")
 	s.admin = e.AddMember(s.owner, "admin@alpha.example", "admin")
 	s.member = e.AddMember(s.owner, "member@alpha.example", "member")
@@ -301,6 +329,98 @@ func newServer(t *testing.T) *server {
 	s.b = webtest.Seed(t, e, s.ownerB.OrgID(), "Bravo")
 	seedRealistic(t, e, s.owner.OrgID())
 	return s
+}
+
+// serve runs `voxanne serve` on the database at dbURL, as production runs it
+// (its own address and public URL, mail through SMTP), and waits until it
+// answers /health.
+func (s *server) serve(t *testing.T, dbURL string) string {
+	t.Helper()
+	addr := testbin.FreeAddr(t)
+	logs := &bytes.Buffer{}
+	cmd := exec.Command(binary, "serve", "--addr", addr)
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "VOXANNE_PUBLIC_URL=http://"+addr, "VOXANNE_DATA_DIR="+t.TempDir(),
+		"VOXANNE_SMTP_URL="+s.mail.URL("", ""), "VOXANNE_MAILER_AUTOCONFIRM=true", "VOXANNE_LOG_FORMAT=json",
+		// The scenarios sign in again and again from one address.
+		"VOXANNE_RATE_LIMIT_SIGN_IN=1000/1m", "VOXANNE_RATE_LIMIT_RECOVER=1000/1m", "VOXANNE_RATE_LIMIT_EMAIL=1000/1m")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("voxanne serve's log:\n%s", logs)
+		}
+	})
+	url := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if resp, err := http.Get(url + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("voxanne serve never became healthy:\n%s", logs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// api sends a request to the binary's API (headers are name, value pairs)
+// and returns the status and body.
+func (s *server) api(t *testing.T, method, path string, body any, headers ...string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// token signs in through the binary's /auth/v1 and returns the access token
+// it issued.
+func (s *server) token(t *testing.T, email string) string {
+	t.Helper()
+	status, body := s.api(t, "POST", "/auth/v1/token?grant_type=password", map[string]string{"email": email, "password": testenv.Password})
+	var sess struct {
+		AccessToken string `json:"access_token"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &sess) != nil || sess.AccessToken == "" {
+		t.Fatalf("sign in %s: %d %s", email, status, body)
+	}
+	return sess.AccessToken
 }
 
 // seedRealistic gives an org a few days of varied calls and texts, so that
@@ -472,7 +592,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		// The old cookie, put back, is dead.
 		if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: "vx_session", Value: old.Value,
-			URL: s.env.URL + "/", Path: "/", HTTPOnly: new(true)}); err != nil {
+			URL: s.url + "/", Path: "/", HTTPOnly: new(true)}); err != nil {
 			t.Fatal(err)
 		}
 		b.open("/calls")
@@ -510,11 +630,11 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 		}
 		// With a bearer token the API answers.
-		if r := s.env.Do("GET", "/api/calls", nil, testenv.Bearer(s.owner.AccessToken)...); r.Status != 200 {
-			t.Errorf("API with a token: %d", r.Status)
+		if status, body := s.api(t, "GET", "/api/calls", nil, testenv.Bearer(s.token(t, "owner@alpha.example"))...); status != 200 {
+			t.Errorf("API with a token: %d %s", status, body)
 		}
-		if r := s.env.Do("GET", "/api/calls", nil, "Authorization", "Bearer not-a-token"); r.Status != 401 {
-			t.Errorf("API with a bad token: %d", r.Status)
+		if status, _ := s.api(t, "GET", "/api/calls", nil, "Authorization", "Bearer not-a-token"); status != 401 {
+			t.Errorf("API with a bad token: %d", status)
 		}
 	})
 
@@ -543,9 +663,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		if _, err := chromedp.Call(b.ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{}}); err != nil {
 			t.Fatal(err)
 		}
-		r := s.env.Do("GET", "/api/calls", nil, append(testenv.Bearer(s.ownerB.AccessToken), "X-Org-Id", s.owner.OrgID())...)
-		if r.Status != 200 || strings.Contains(string(r.Body), "Alpha") {
-			t.Errorf("API with a forged x-org-id: %d", r.Status)
+		status, body := s.api(t, "GET", "/api/calls", nil, append(testenv.Bearer(s.token(t, "owner@bravo.example")), "X-Org-Id", s.owner.OrgID())...)
+		if status != 200 || strings.Contains(body, "Alpha") || !strings.Contains(body, "Bravo") {
+			t.Errorf("API with a forged x-org-id: %d", status)
 		}
 	})
 
@@ -576,7 +696,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		b.open("/calls/" + s.a.CallID)
 		b.open("/contacts/" + s.a.ContactID)
-		host := strings.TrimPrefix(s.env.URL, "http://")
+		host := strings.TrimPrefix(s.url, "http://")
 		reqs := b.rec.allRequests()
 		if len(reqs) < 10 {
 			t.Fatalf("only %d requests recorded", len(reqs))
@@ -624,8 +744,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !strings.Contains(b.text(), "Alpha") {
 			t.Fatal("member does not see the org's calls")
 		}
-		if r := s.env.Do("DELETE", "/api/org/members/"+s.member.User.ID, nil, testenv.Bearer(s.owner.AccessToken)...); r.Status != 204 {
-			t.Fatalf("remove member: %d %s", r.Status, r.Body)
+		if status, body := s.api(t, "DELETE", "/api/org/members/"+s.member.User.ID, nil, testenv.Bearer(s.token(t, "owner@alpha.example"))...); status != 204 {
+			t.Fatalf("remove member: %d %s", status, body)
 		}
 		n := b.rec.documentCount()
 		if status := b.open("/calls"); status != 403 {
@@ -694,8 +814,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		bTab := s.tab(t)
 		bTab.login("owner@bravo.example")
 		bTab.open("/calls")
+		// The server subscribes a stream before it answers it.
 		deadline := time.Now().Add(10 * time.Second)
-		for s.env.Events.Subscribers(s.owner.OrgID()) == 0 || s.env.Events.Subscribers(s.ownerB.OrgID()) == 0 {
+		for !a.rec.answered(s.url+"/events") || !bTab.rec.answered(s.url+"/events") {
 			if time.Now().After(deadline) {
 				t.Fatal("the calls pages did not open their event streams")
 			}
@@ -733,9 +854,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		if !strings.Contains(b.text(), "we sent it a link") {
 			t.Fatal("no confirmation after asking for a link")
 		}
-		mail := s.env.Mail.WaitFor(t, "forgetful@alpha.example")
-		i := strings.Index(mail.Body, "http")
-		link := strings.Fields(mail.Body[i:])[0]
+		mail := s.mail.WaitFor(t, "forgetful@alpha.example")
+		i := strings.Index(mail.Data, s.url+"/")
+		if i < 0 {
+			t.Fatalf("no link to the server in the mail:\n%s", mail.Data)
+		}
+		link := strings.Fields(mail.Data[i:])[0]
 		if _, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(link)); err != nil {
 			t.Fatal(err)
 		}

@@ -25,18 +25,31 @@ func Main(m *testing.M, pkg string, bin *string) int {
 		fmt.Println("testbin: -short: skipping this package's tests (they run the built binary, each with its own PostgreSQL cluster)")
 		return 0
 	}
+	path, remove, err := Build(pkg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer remove()
+	*bin = path
+	return m.Run()
+}
+
+// Build builds the package at pkg (a directory, relative to the test's) into
+// a temporary directory and returns the binary's path and the func that
+// removes it, for a TestMain that also runs something else around its tests
+// (testdb.Main).
+func Build(pkg string) (bin string, remove func(), err error) {
 	dir, err := os.MkdirTemp("", "voxanne-bin-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "testbin:", err)
-		return 1
+		return "", nil, fmt.Errorf("testbin: %w", err)
 	}
-	defer os.RemoveAll(dir)
-	*bin = filepath.Join(dir, "voxanne")
-	if out, err := exec.Command("go", "build", "-o", *bin, pkg).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "testbin: build %s: %v\n%s", pkg, err, out)
-		return 1
+	bin = filepath.Join(dir, "voxanne")
+	if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("testbin: build %s: %w\n%s", pkg, err, out)
 	}
-	return m.Run()
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 // FreeAddr returns a loopback address nothing listens on right now.
