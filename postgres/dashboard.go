@@ -119,8 +119,8 @@ func (l *EventListener) session(ctx context.Context, cfg *pgx.ConnConfig) error 
 // transaction, with the statements sent together where one does not need
 // another's answer, so that a page costs one transaction and few round trips.
 
-// Statements of the team and audit pages ($1 is the org filter), as Members,
-// Invitations and AuditLog read them.
+// Statements of the team and audit pages ($1 is the org filter), which
+// Members, Invitations and AuditLog read too.
 const (
 	memberOrder      = ` order by m.created_at, m.user_id`
 	invitationSelect = `select id::text, email, role, created_at, expires_at, '' from invitations
@@ -170,8 +170,8 @@ func (s *VoiceStore) ListMessagesNamed(ctx context.Context, p *voxanne.Principal
 
 // Overview is the overview page's data: the org's figures for [from, to] and
 // for [today, to] (today must not be before from), and its latest calls with
-// their contacts' names (as ListCallsNamed reads them). One pass over the period's calls and messages
-// answers both sets of figures.
+// their contacts' names (as ListCallsNamed reads them). One pass over the
+// period's calls and messages answers both sets of figures.
 func (s *VoiceStore) Overview(ctx context.Context, p *voxanne.Principal, from, today, to time.Time, latest int) (period, day *voxanne.Stats, calls []voxanne.Call, names map[string]string, err error) {
 	if from.After(today) || today.After(to) {
 		return nil, nil, nil, nil, voxanne.Errorf(voxanne.EINVALID, "the periods are out of order")

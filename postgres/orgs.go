@@ -207,7 +207,7 @@ const memberSelect = `select m.user_id::text, coalesce(e.email, ''), m.role, m.c
 func (s *OrgStore) Members(ctx context.Context, p *voxanne.Principal) ([]voxanne.Member, error) {
 	var out []voxanne.Member
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, memberSelect+" order by m.created_at, m.user_id", s.db.org(p))
+		rows, err := tx.Query(ctx, memberSelect+memberOrder, s.db.org(p))
 		if err != nil {
 			return err
 		}
@@ -355,8 +355,7 @@ func (s *OrgStore) Invitations(ctx context.Context, p *voxanne.Principal) ([]vox
 	}
 	var out []voxanne.Invitation
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select id::text, email, role, created_at, expires_at, '' from invitations
-			where org_id = coalesce($1, org_id) and accepted_at is null and expires_at > now() order by created_at desc`, s.db.org(p))
+		rows, err := tx.Query(ctx, invitationSelect, s.db.org(p))
 		if err != nil {
 			return err
 		}
@@ -485,9 +484,7 @@ func (s *OrgStore) AuditLog(ctx context.Context, p *voxanne.Principal, limit int
 	}
 	var out []voxanne.AuditEntry
 	err := s.db.InTenant(ctx, *p, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select `+auditColumns+` from audit_log
-			where org_id = coalesce($1, org_id) and ($2 = 0 or seq < $2) and ($3 = '' or action = $3)
-			order by seq desc limit $4`, s.db.org(p), before, action, limit)
+		rows, err := tx.Query(ctx, auditPageSQL, s.db.org(p), before, action, limit)
 		if err != nil {
 			return err
 		}
