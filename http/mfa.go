@@ -63,8 +63,6 @@ func (s *Server) handleEnrollFactor(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	// The secret is in the answer: no cache may keep it.
-	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, out)
 }
 
@@ -120,7 +118,6 @@ func (s *Server) handleVerifyFactor(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, sess)
 }
 

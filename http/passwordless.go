@@ -157,6 +157,5 @@ func (s *Server) handleGenerateLink(w http.ResponseWriter, r *http.Request) erro
 	}
 	out["action_link"], out["email_otp"], out["hashed_token"] = l.ActionLink, l.EmailOTP, l.HashedToken
 	out["verification_type"], out["redirect_to"] = l.VerificationType, l.RedirectTo
-	w.Header().Set("Cache-Control", "no-store")
 	return writeJSON(w, http.StatusOK, out)
 }
